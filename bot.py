@@ -1,0 +1,111 @@
+"""motcua: answers citizens' questions about administrative procedures.
+
+`python bot.py` opens the console chat when no platform token is configured.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from config import SHARED_DIR, Settings, get_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=False, help=__doc__)
+DEFAULT_EVAL = SHARED_DIR / "eval" / "dev.jsonl"
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    return ctx.obj
+
+
+def build_router(settings: Settings):
+    """Open the knowledge base named by the settings and wire every feature onto it."""
+    from handlers import build_router as wire
+    from knowledge.catalog import Catalog
+    from knowledge.loader import open_knowledge_base
+
+    engine = open_knowledge_base(settings.database_url)
+    return wire(Catalog.load(engine), settings)
+
+
+@app.callback(invoke_without_command=True)
+def main(
+    ctx: typer.Context,
+    db: Annotated[str | None, typer.Option("--db", help="Database URL (default: DATABASE_URL or data/motcua.db)")] = None,
+) -> None:
+    """Trợ lý thủ tục hành chính. Without a command: the console chat."""
+    settings = get_settings()
+    if db:
+        settings = settings.model_copy(update={"database_url": db})
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = settings
+    if ctx.invoked_subcommand is None:
+        if settings.has_channel_token:
+            typer.echo("Chat channels (Telegram, Zalo) are not available in this version yet; opening the console chat.", err=True)
+        chat(ctx)
+
+
+@app.command()
+def chat(ctx: typer.Context) -> None:
+    """Interactive console chat on the configured knowledge base."""
+    from channels.console import run_console
+
+    run_console(build_router(_settings(ctx)))
+
+
+@app.command()
+def ask(
+    ctx: typer.Context,
+    question: Annotated[str | None, typer.Argument(help="Câu hỏi")] = None,
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="Read JSON lines {chat, q} from stdin, write answers as JSON lines")] = False,
+) -> None:
+    """Answer one question, or a stream of JSON lines (the contract of ../shared/eval/README.md)."""
+    from quality.contract import answer_lines, answer_one
+
+    router = build_router(_settings(ctx))
+    if jsonl:
+        for line in answer_lines(router, sys.stdin):
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        return
+    if question is None:
+        typer.echo("Give a question, or --jsonl to read JSON lines from standard input.", err=True)
+        raise typer.Exit(2)
+    typer.echo(json.dumps(answer_one(router, "cli", question), ensure_ascii=False))
+
+
+@app.command("eval")
+def evaluate(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Labelled questions (JSON lines)")] = DEFAULT_EVAL,
+    show_errors: Annotated[bool, typer.Option("--errors", help="List the questions answered wrongly")] = False,
+) -> None:
+    """Scored figures on a labelled question set (default: ../shared/eval/dev.jsonl)."""
+    from quality.evaluate import print_report, run_eval
+
+    if not file.exists():
+        typer.echo(f"File not found: {file}", err=True)
+        raise typer.Exit(2)
+    report = run_eval(build_router(_settings(ctx)), file)
+    print_report(report, show_errors=show_errors)
+
+
+@app.command()
+def bench(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Questions to time (JSON lines with q)")] = DEFAULT_EVAL,
+    repeat: Annotated[int, typer.Option(help="Timed passes over the questions")] = 5,
+) -> None:
+    """Time per question (median, p95, p99), questions/s, index build time, peak memory, ratio to the tokenizer."""
+    from quality.benchmark import print_bench, run_bench
+
+    print_bench(run_bench(_settings(ctx), file, repeat))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,37 @@
+"""Settings from the environment or a `.env` file (pydantic-settings)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_DIR = Path(__file__).resolve().parent
+SHARED_DIR = PROJECT_DIR.parent / "shared"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = Field(default=f"sqlite:///{PROJECT_DIR / 'data' / 'motcua.db'}")
+    telegram_bot_token: str | None = None
+    zalo_bot_token: str | None = None
+
+    office_name: str = "Bộ phận Một cửa"
+    office_address: str | None = None
+    office_phone: str | None = None
+    office_hours: str | None = None
+    office_level: str = "Cấp xã"
+
+    log_level: str = "WARNING"
+
+    @property
+    def has_channel_token(self) -> bool:
+        return bool(self.telegram_bot_token or self.zalo_bot_token)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,113 @@
+"""Answering questions typed in words: understand, then answer, clarify, or say we don't know."""
+
+from __future__ import annotations
+
+import re
+
+from handlers.answers import aspect_buttons_data, display_name, write_answer
+from handlers.core import Context, Router
+from handlers.messages import Button, Incoming, Reply
+from handlers.smalltalk import EMPTY_REPLY, small_talk_reply
+from nlp import Outcome, understand
+from nlp.aspects import Aspect
+
+_CHOICE = re.compile(r"^\s*(?:số\s*|so\s*)?([1-9][0-9]?)\s*[.)!]?\s*$", re.IGNORECASE)
+_ASPECT_BUTTONS_PER_ROW = 2
+
+
+def answer_text(incoming: Incoming, context: Context) -> list[Reply]:
+    """Free text: a question about a procedure, a follow-up, small talk or a number picking a choice."""
+    state = context.states.get(incoming.chat_key)
+    picked = _CHOICE.match(incoming.text)
+    if picked and state.choices:
+        number = int(picked.group(1))
+        if number <= len(state.choices):
+            aspects = tuple(Aspect(a) for a in state.choice_aspects)
+            return [answer_entry(context, incoming.chat_key, state.choices[number - 1], aspects)]
+
+    result = understand(incoming.text, context.catalog.index, state.last_entry_id)
+    if result.outcome == Outcome.EMPTY:
+        return [Reply(EMPTY_REPLY)]
+    if result.outcome == Outcome.SMALL_TALK:
+        return [Reply(small_talk_reply(result.small_talk, context.settings), candidates=tuple(result.candidate_ids))]
+    if result.outcome == Outcome.ANSWER and result.entry_id:
+        reply = answer_entry(context, incoming.chat_key, result.entry_id, result.aspects)
+        reply.candidates = tuple(result.candidate_ids)
+        return [reply]
+    if result.outcome == Outcome.CLARIFY:
+        return [clarify(context, incoming.chat_key, result.candidate_ids[:3], result.aspects)]
+    return [dont_know(context, result.candidate_ids)]
+
+
+def answer_entry(context: Context, chat_key: str, entry_id: str, aspects: tuple[Aspect, ...]) -> Reply:
+    """The answer about one entry, remembered as the chat's subject for follow-ups."""
+    entry = context.catalog.get(entry_id)
+    if entry is None:
+        return Reply("Xin lỗi, mục này không còn trong cơ sở dữ liệu. Bạn vui lòng hỏi lại nhé.")
+    state = context.states.get(chat_key)
+    state.last_entry_id, state.choices, state.choice_aspects = entry.id, [], ()
+    shown = aspects or (Aspect.OVERVIEW,)
+    if entry.kind == "topic":
+        shown = tuple(a for a in shown if a not in (Aspect.FEE, Aspect.DURATION, Aspect.DOCUMENTS) or _has(entry, a)) or (Aspect.OVERVIEW,)
+    offers = [Button(label, data) for label, data in aspect_buttons_data(entry.id, shown)][:6]
+    rows = [offers[i:i + _ASPECT_BUTTONS_PER_ROW] for i in range(0, len(offers), _ASPECT_BUTTONS_PER_ROW)]
+    rows.append([Button("👍 Hữu ích", f"fb:{entry.id}:up"), Button("👎 Chưa đúng", f"fb:{entry.id}:down")])
+    return Reply(write_answer(entry, shown), rows, entry_id=entry.id, aspects=tuple(a.value for a in shown))
+
+
+def _has(entry, aspect: Aspect) -> bool:
+    return bool({Aspect.FEE: entry.fees, Aspect.DURATION: entry.durations, Aspect.DOCUMENTS: entry.documents}[aspect])
+
+
+def clarify(context: Context, chat_key: str, entry_ids: list[str], aspects: tuple[Aspect, ...]) -> Reply:
+    """Offer the closest entries as numbered choices (buttons where the platform has them)."""
+    state = context.states.get(chat_key)
+    state.choices, state.choice_aspects = entry_ids, tuple(a.value for a in aspects)
+    lines = ["Bạn muốn hỏi về việc nào dưới đây? Chọn một mục (hoặc gõ số thứ tự):"]
+    buttons = []
+    for number, entry_id in enumerate(entry_ids, 1):
+        entry = context.catalog.get(entry_id)
+        if entry is None:
+            continue
+        lines.append(f"{number}. {display_name(entry)}")
+        aspect = aspects[0].value if aspects else Aspect.OVERVIEW.value
+        buttons.append([Button(f"{number}. {display_name(entry)}"[:60], f"a:{entry.id}:{aspect}")])
+    lines.append("Nếu không có mục nào đúng, bạn thử hỏi lại bằng cách khác nhé.")
+    return Reply("\n".join(lines), buttons, candidates=tuple(entry_ids))
+
+
+def dont_know(context: Context, candidates: list[str]) -> Reply:
+    settings = context.settings
+    contact = f" hoặc gọi {settings.office_name} theo số {settings.office_phone}" if settings.office_phone else " hoặc gõ /lienhe để xem cách liên hệ Bộ phận Một cửa"
+    text = (
+        "Xin lỗi, tôi chưa tìm thấy thủ tục phù hợp với câu hỏi của bạn. "
+        "Bạn thử hỏi ngắn gọn hơn, nêu tên việc cần làm (ví dụ: \"làm thẻ căn cước\", \"đăng ký khai sinh\"), "
+        f"gõ /thutuc để xem danh sách thủ tục{contact}."
+    )
+    return Reply(text, candidates=tuple(candidates))
+
+
+def aspect_button(incoming: Incoming, context: Context) -> list[Reply]:
+    """A tapped aspect or choice button: "a:<entry id>:<aspect>"."""
+    parts = (incoming.button or "").split(":", 2)
+    entry_id = parts[1] if len(parts) > 1 else ""
+    aspect = parts[2] if len(parts) > 2 else Aspect.OVERVIEW.value
+    try:
+        chosen = (Aspect(aspect),)
+    except ValueError:
+        chosen = (Aspect.OVERVIEW,)
+    return [answer_entry(context, incoming.chat_key, entry_id, chosen)]
+
+
+def feedback_button(incoming: Incoming, context: Context) -> list[Reply]:
+    """👍 / 👎 under an answer."""
+    parts = (incoming.button or "").split(":")
+    if len(parts) == 3 and parts[2] == "down":
+        return [Reply("Cảm ơn bạn đã góp ý. Tôi sẽ ghi nhận để cán bộ bổ sung. Bạn có thể hỏi lại bằng cách khác, hoặc gõ /lienhe để hỏi trực tiếp cán bộ.")]
+    return [Reply("Cảm ơn bạn! Rất vui vì đã giúp được bạn.")]
+
+
+def register(router: Router) -> None:
+    router.text(answer_text)
+    router.button("a", aspect_button)
+    router.button("fb", feedback_button)

@@ -1,0 +1,88 @@
+"""The conversation core: one router that every channel feeds with `Incoming` and reads `Reply` from."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from config import Settings
+from handlers.messages import Incoming, Reply
+from handlers.state import ChatStates
+from knowledge.catalog import Catalog
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Incoming, "Context"], list[Reply]]
+
+SORRY = "Xin lỗi, hệ thống đang gặp trục trặc. Bạn vui lòng thử lại sau ít phút hoặc gõ /lienhe để liên hệ Bộ phận Một cửa."
+
+
+@dataclass
+class Context:
+    """What handlers may use: the current knowledge base, chat memory and settings."""
+
+    catalog: Catalog
+    settings: Settings
+    states: ChatStates = field(default_factory=ChatStates)
+    router: Router | None = None
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    handler: Handler
+    help: str
+    staff_only: bool = False
+
+
+class Router:
+    """Dispatches commands (/name), button presses (by data prefix) and free text to feature handlers."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        context.router = self
+        self.commands: dict[str, Command] = {}
+        self.buttons: dict[str, Handler] = {}
+        self.text_handler: Handler | None = None
+
+    def command(self, name: str, handler: Handler, help: str | None = None) -> None:
+        self.commands[name] = Command(name, handler, help if help is not None else (handler.__doc__ or "").strip())
+
+    def button(self, prefix: str, handler: Handler) -> None:
+        self.buttons[prefix] = handler
+
+    def text(self, handler: Handler) -> None:
+        self.text_handler = handler
+
+    def handle(self, incoming: Incoming) -> list[Reply]:
+        """Route one message; a failing handler gets a polite apology, never a crash."""
+        try:
+            return self._dispatch(incoming)
+        except Exception:  # noqa: BLE001 - a bug in one feature must not take the conversation down
+            log.exception("handler failed for %s", incoming.chat_key)
+            return [Reply(SORRY)]
+
+    def _dispatch(self, incoming: Incoming) -> list[Reply]:
+        if incoming.button:
+            prefix = incoming.button.split(":", 1)[0]
+            handler = self.buttons.get(prefix)
+            if handler is None:
+                return [Reply("Nút này đã cũ. Bạn vui lòng gõ lại câu hỏi nhé.")]
+            return handler(incoming, self.context)
+        text = incoming.text.strip()
+        if text.startswith("/"):
+            name = text[1:].split(maxsplit=1)[0].split("@", 1)[0].lower() if len(text) > 1 else ""
+            command = self.commands.get(name)
+            if command is None:
+                return [Reply("Tôi chưa hiểu lệnh này. Gõ /help để xem các lệnh, hoặc cứ đặt câu hỏi bằng lời nhé.")]
+            return command.handler(incoming, self.context)
+        if self.text_handler is None:
+            return []
+        return self.text_handler(incoming, self.context)
+
+
+def command_argument(incoming: Incoming) -> str:
+    """The text after the command name ("/start 1.001193" -> "1.001193")."""
+    parts = incoming.text.strip().split(maxsplit=1)
+    return parts[1].strip() if len(parts) > 1 else ""

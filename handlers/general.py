@@ -1,0 +1,75 @@
+"""Welcome, help, the office's contact and browsing the knowledge base by group."""
+
+from __future__ import annotations
+
+from handlers.answers import display_name
+from handlers.ask import answer_entry
+from handlers.core import Context, Router, command_argument
+from handlers.messages import Button, Incoming, Reply
+from knowledge.groups import group_label
+from nlp.aspects import Aspect
+
+WELCOME = (
+    "Xin chào! Tôi là trợ lý tra cứu thủ tục hành chính của {office}.\n"
+    "Bạn cứ hỏi bằng lời thường, có dấu hay không dấu đều được, ví dụ:\n"
+    "• làm thẻ căn cước mất bao nhiêu tiền\n"
+    "• đăng ký tạm trú cần giấy tờ gì\n"
+    "• nộp hồ sơ qua bưu điện được không\n"
+    "Gõ /thutuc để xem danh sách thủ tục, /lienhe để liên hệ cán bộ."
+)
+
+
+def start(incoming: Incoming, context: Context) -> list[Reply]:
+    """Lời chào; /start <mã thủ tục> mở thẳng thủ tục đó."""
+    payload = command_argument(incoming)
+    if payload and context.catalog.get(payload) is not None:
+        return [answer_entry(context, incoming.chat_key, payload, (Aspect.OVERVIEW,))]
+    return [Reply(WELCOME.format(office=context.settings.office_name))]
+
+
+def help_command(incoming: Incoming, context: Context) -> list[Reply]:
+    """Hướng dẫn sử dụng và danh sách lệnh."""
+    lines = ["Bạn có thể đặt câu hỏi bằng lời thường. Các lệnh:"]
+    lines += [f"/{c.name} – {c.help}" for c in context.router.commands.values() if not c.staff_only]
+    return [Reply("\n".join(lines))]
+
+
+def contact(incoming: Incoming, context: Context) -> list[Reply]:
+    """Địa chỉ, giờ làm việc và số điện thoại của Bộ phận Một cửa."""
+    s = context.settings
+    lines = [s.office_name]
+    lines += [f"📍 Địa chỉ: {s.office_address}"] if s.office_address else []
+    lines += [f"🕗 Giờ làm việc: {s.office_hours}"] if s.office_hours else []
+    lines += [f"☎️ Điện thoại: {s.office_phone}"] if s.office_phone else []
+    if len(lines) == 1:
+        lines.append("Bạn vui lòng đến Bộ phận Một cửa (Trung tâm Phục vụ hành chính công) của xã, phường nơi bạn cư trú để được hướng dẫn trực tiếp.")
+    return [Reply("\n".join(lines))]
+
+
+def browse(incoming: Incoming, context: Context) -> list[Reply]:
+    """Xem danh sách thủ tục theo nhóm."""
+    groups = context.catalog.groups()
+    buttons = [[Button(group_label(slug), f"g:{slug}")] for slug in groups]
+    lines = ["Chọn nhóm thủ tục:"] + [f"{i}. {group_label(slug)}" for i, slug in enumerate(groups, 1)]
+    return [Reply("\n".join(lines), buttons)]
+
+
+def group_button(incoming: Incoming, context: Context) -> list[Reply]:
+    """A tapped group: list its procedures as buttons."""
+    slug = (incoming.button or "").split(":", 1)[-1]
+    entries = context.catalog.groups().get(slug, [])
+    if not entries:
+        return [Reply("Nhóm này hiện chưa có thủ tục nào. Gõ /thutuc để xem lại các nhóm.")]
+    buttons = [[Button(display_name(e)[:60], f"a:{e.id}:overview")] for e in entries]
+    lines = [group_label(slug) + ":"] + [f"{i}. {display_name(e)}" for i, e in enumerate(entries, 1)]
+    state = context.states.get(incoming.chat_key)
+    state.choices, state.choice_aspects = [e.id for e in entries], ()
+    return [Reply("\n".join(lines), buttons)]
+
+
+def register(router: Router) -> None:
+    router.command("start", start)
+    router.command("help", help_command)
+    router.command("thutuc", browse)
+    router.command("lienhe", contact)
+    router.button("g", group_button)

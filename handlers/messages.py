@@ -1,0 +1,39 @@
+"""The platform-neutral message types every feature handler works on, and every channel translates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Button:
+    """A choice the user can tap (or, where a platform has no buttons, answer by its number)."""
+
+    label: str
+    data: str
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One thing a user sent: text, or a button press (`button` holds the button's data)."""
+
+    channel: str
+    chat_id: str
+    user_id: str
+    text: str = ""
+    button: str | None = None
+
+    @property
+    def chat_key(self) -> str:
+        return f"{self.channel}:{self.chat_id}"
+
+
+@dataclass
+class Reply:
+    """One message back to the user; `entry_id` and `aspects` say what it answered, for logs and evaluation."""
+
+    text: str
+    buttons: list[list[Button]] = field(default_factory=list)
+    entry_id: str | None = None
+    aspects: tuple[str, ...] = ()
+    candidates: tuple[str, ...] = ()

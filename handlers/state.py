@@ -1,0 +1,36 @@
+"""What the bot remembers of each chat between messages: the entry talked about and pending choices."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+MAX_CHATS = 50_000  # oldest chats are forgotten first; a follow-up hours later may start afresh
+
+
+@dataclass
+class ChatState:
+    last_entry_id: str | None = None
+    choices: list[str] = field(default_factory=list)  # entry ids offered by the last clarifying question
+    choice_aspects: tuple[str, ...] = ()
+
+
+class ChatStates:
+    """In-memory, bounded store of chat states, keyed by channel and chat id."""
+
+    def __init__(self, max_chats: int = MAX_CHATS) -> None:
+        self._states: OrderedDict[str, ChatState] = OrderedDict()
+        self._max = max_chats
+
+    def get(self, key: str) -> ChatState:
+        state = self._states.get(key)
+        if state is None:
+            state = self._states[key] = ChatState()
+            if len(self._states) > self._max:
+                self._states.popitem(last=False)
+        else:
+            self._states.move_to_end(key)
+        return state
+
+    def forget(self, key: str) -> None:
+        self._states.pop(key, None)

@@ -1,0 +1,123 @@
+"""Database schema of the knowledge base (SQLAlchemy 2). Changes go through Alembic migrations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class EntryRow(Base):
+    """A procedure (id = national code) or a topic (id = slug)."""
+
+    __tablename__ = "entries"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(Text)
+    short_name: Mapped[str | None] = mapped_column(Text)
+    group: Mapped[str] = mapped_column("group_slug", String(64), index=True)
+    level: Mapped[str | None] = mapped_column(String(128))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    result: Mapped[str | None] = mapped_column(Text)
+    online_level: Mapped[str] = mapped_column(String(16), default="unknown")
+    online_portals: Mapped[list[str]] = mapped_column(JSON, default=list)
+    online_note: Mapped[str | None] = mapped_column(Text)
+    postal_submit: Mapped[bool | None] = mapped_column(Boolean)
+    postal_receive_result: Mapped[bool | None] = mapped_column(Boolean)
+    postal_note: Mapped[str | None] = mapped_column(Text)
+    steps: Mapped[list[str]] = mapped_column(JSON, default=list)
+    conditions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    legal_basis: Mapped[list[str]] = mapped_column(JSON, default=list)
+    notes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    source: Mapped[str] = mapped_column(String(32), default="starter")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+
+    documents: Mapped[list[DocumentRow]] = relationship(cascade="all, delete-orphan", order_by="DocumentRow.position")
+    fees: Mapped[list[FeeRow]] = relationship(cascade="all, delete-orphan", order_by="FeeRow.position")
+    durations: Mapped[list[DurationRow]] = relationship(cascade="all, delete-orphan", order_by="DurationRow.position")
+    places: Mapped[list[PlaceRow]] = relationship(cascade="all, delete-orphan", order_by="PlaceRow.position")
+    phrases: Mapped[list[PhraseRow]] = relationship(cascade="all, delete-orphan", order_by="PhraseRow.position")
+    equivalents: Mapped[list[EquivalentRow]] = relationship(cascade="all, delete-orphan")
+
+
+class _EntryChild:
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DocumentRow(_EntryChild, Base):
+    __tablename__ = "entry_documents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("entries.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(Text)
+    form: Mapped[str | None] = mapped_column(String(32))
+    count: Mapped[int | None] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class FeeRow(_EntryChild, Base):
+    __tablename__ = "entry_fees"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("entries.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(16), default="any")
+    amount_vnd: Mapped[int | None] = mapped_column(Integer)
+    set_by_province: Mapped[bool] = mapped_column(Boolean, default=False)
+    text: Mapped[str] = mapped_column(Text)
+    exemptions: Mapped[str | None] = mapped_column(Text)
+    basis: Mapped[str | None] = mapped_column(Text)
+
+
+class DurationRow(_EntryChild, Base):
+    __tablename__ = "entry_durations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("entries.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(16), default="any")
+    text: Mapped[str] = mapped_column(Text)
+    working_days: Mapped[float | None] = mapped_column(Float)
+
+
+class PlaceRow(_EntryChild, Base):
+    __tablename__ = "entry_places"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("entries.id", ondelete="CASCADE"), index=True)
+    agency: Mapped[str] = mapped_column(Text)
+    level: Mapped[str | None] = mapped_column(String(128))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class PhraseRow(_EntryChild, Base):
+    """An alias or an example phrasing: what the matcher compares questions with."""
+
+    __tablename__ = "entry_phrases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("entries.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # alias | example
+    text: Mapped[str] = mapped_column(Text)
+
+
+class EquivalentRow(Base):
+    """The same procedure recorded at another level of government."""
+
+    __tablename__ = "entry_equivalents"
+
+    entry_id: Mapped[str] = mapped_column(ForeignKey("entries.id", ondelete="CASCADE"), primary_key=True)
+    equivalent_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class MetaRow(Base):
+    """Small key/value facts about the database itself (e.g. which starter data was loaded)."""
+
+    __tablename__ = "kb_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

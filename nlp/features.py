@@ -1,0 +1,49 @@
+"""Turning normalised text into the weighted features the matcher compares."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from underthesea import word_tokenize
+
+from nlp.normalize import fold, normalize, words
+
+# Words nearly every question shares: they say *that* someone asks, not *what* about. They keep a
+# small weight so that a question made only of them still finds nothing specific.
+GENERIC_WORDS = frozenset(
+    fold(w)
+    for w in """
+    thủ tục hành chính giấy tờ hồ sơ làm như thế nào sao bao nhiêu gì những cần phải có không được
+    cho tôi em anh chị mình ạ ơi vậy thì là và với của ở đâu nào nơi muốn hỏi xin nhờ giúp
+    bác cháu cô chú ông bà ad admin bot rồi đã đang sẽ mới này kia đó đấy nhé nha hả nhỉ chứ
+    cái các một hai lại cũng luôn nữa thế gồm bước về đi đến lên xuống ra vào khi lúc nếu mà
+    người ta mọi bạn nó họ còn hay hoặc tại vì nên do bị bởi để trong ngoài trên dưới theo
+    giờ nay hôm ngày đây nhiêu biết ai
+    """.split()
+)
+
+
+@lru_cache(maxsize=4096)
+def compounds(text: str) -> tuple[str, ...]:
+    """Multi-syllable words found by underthesea, folded ("thường trú" -> "thuong tru")."""
+    if not text:
+        return ()
+    return tuple(fold(t) for t in word_tokenize(text) if " " in t)
+
+
+def syllables(normalized: str) -> list[str]:
+    return [fold(w) for w in words(normalized)]
+
+
+def text_features(normalized: str, with_compounds: bool = True) -> set[str]:
+    """Unigrams, bigrams and underthesea compounds of already normalised text (all folded)."""
+    sylls = syllables(normalized)
+    feats: set[str] = set(sylls)
+    feats.update(f"{a} {b}" for a, b in zip(sylls, sylls[1:]))
+    if with_compounds:
+        feats.update(c for c in compounds(normalized) if c.count(" ") >= 2)
+    return feats
+
+
+def index_features(raw: str) -> set[str]:
+    return text_features(normalize(raw))

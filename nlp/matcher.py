@@ -1,0 +1,162 @@
+"""Finding the entries a question is about: a weighted index of names, aliases and example phrasings.
+
+Each entry contributes phrases (its name, short name, aliases, examples). A question scores an entry
+by two things: how much of the question's weight the entry's vocabulary covers, and how close the
+question is to the entry's single most similar phrase. Feature weights are inverse entry frequency,
+so words every entry shares (thủ tục, giấy tờ, làm) cannot decide; typos are mended with rapidfuzz
+against the index's vocabulary before scoring.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
+
+from nlp.features import GENERIC_WORDS, index_features, syllables, text_features
+
+GENERIC_FACTOR = 0.12
+TYPO_FACTOR = 0.8
+COVER_WEIGHT = 0.55
+PHRASE_WEIGHT = 0.45
+
+
+@dataclass(frozen=True)
+class EntryText:
+    """What the matcher needs to know of an entry: its id and the texts that name it."""
+
+    id: str
+    name: str
+    phrases: tuple[str, ...] = ()
+    equivalents: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Match:
+    entry_id: str
+    score: float
+    cover: float
+    phrase: float
+
+
+@dataclass
+class QueryAnalysis:
+    """The weighted features of one question, with the typos that were mended."""
+
+    weights: dict[str, float]
+    content_weight: float
+    unknown_weight: float
+    corrections: dict[str, str] = field(default_factory=dict)
+
+
+class KnowledgeIndex:
+    """Immutable search index over entries; build once per knowledge-base version."""
+
+    def __init__(self, entries: list[EntryText]) -> None:
+        self.entries = {e.id: e for e in entries}
+        self._alias_of: dict[str, str] = {}
+        for entry in entries:
+            for other in entry.equivalents:
+                self._alias_of.setdefault(other, entry.id)
+        phrase_owner: list[str] = []
+        phrase_feats: list[set[str]] = []
+        entry_feats: dict[str, set[str]] = defaultdict(set)
+        for entry in entries:
+            for text in (entry.name, *entry.phrases):
+                feats = index_features(text)
+                if not feats:
+                    continue
+                phrase_owner.append(entry.id)
+                phrase_feats.append(feats)
+                entry_feats[entry.id] |= feats
+        total = max(len(entries), 1)
+        doc_freq: dict[str, int] = defaultdict(int)
+        for feats in entry_feats.values():
+            for f in feats:
+                doc_freq[f] += 1
+        self.unknown_idf = math.log((total + 1) / 0.5)
+        self.weight: dict[str, float] = {f: self._weigh(f, math.log((total + 1) / (df + 0.5))) for f, df in doc_freq.items()}
+        self.vocabulary: list[str] = sorted(f for f in doc_freq if " " not in f and len(f) >= 3 and not f.isdigit())
+        self._vocabulary_set = frozenset(self.vocabulary)
+        self._entry_postings: dict[str, list[str]] = defaultdict(list)
+        for entry_id, feats in entry_feats.items():
+            for f in feats:
+                self._entry_postings[f].append(entry_id)
+        self._phrase_owner = phrase_owner
+        self._phrase_postings: dict[str, list[int]] = defaultdict(list)
+        self._phrase_norm: list[float] = []
+        for idx, feats in enumerate(phrase_feats):
+            for f in feats:
+                self._phrase_postings[f].append(idx)
+            self._phrase_norm.append(math.sqrt(sum(self.weight[f] ** 2 for f in feats)))
+
+    @staticmethod
+    def _weigh(feature: str, idf: float) -> float:
+        parts = feature.split(" ")
+        if all(p in GENERIC_WORDS for p in parts):
+            return idf * GENERIC_FACTOR
+        return idf
+
+    def canonical(self, entry_id: str) -> str:
+        """The id an equivalent (same procedure, other level) is filed under."""
+        return entry_id if entry_id in self.entries else self._alias_of.get(entry_id, entry_id)
+
+    def analyse(self, normalized: str) -> QueryAnalysis:
+        sylls = syllables(normalized)
+        corrections: dict[str, str] = {}
+        for token in set(sylls):
+            if token in self.weight or len(token) < 4 or token.isdigit() or token in GENERIC_WORDS:
+                continue
+            best = process.extractOne(token, self.vocabulary, scorer=OSA.normalized_similarity, score_cutoff=0.74)
+            if best is not None:
+                corrections[token] = best[0]
+        if corrections:
+            sylls = [corrections.get(s, s) for s in sylls]
+            normalized = " ".join(sylls)
+        feats = text_features(normalized)
+        weights: dict[str, float] = {}
+        unknown = 0.0
+        for f in feats:
+            w = self.weight.get(f)
+            if w is None:
+                if " " in f:
+                    continue  # an unseen pair of known words says nothing new
+                w = self.unknown_idf * (GENERIC_FACTOR if f in GENERIC_WORDS or f.isdigit() or len(f) < 2 else 0.6)
+                unknown += w
+            elif any(corrections.get(o) == p for p in f.split(" ") for o in corrections):
+                w *= TYPO_FACTOR
+            weights[f] = w
+        content = sum(w for f, w in weights.items() if " " not in f and f not in GENERIC_WORDS)
+        return QueryAnalysis(weights, content, unknown, corrections)
+
+    def search(self, query: QueryAnalysis, limit: int = 5) -> list[Match]:
+        weights = query.weights
+        total = sum(weights.values())
+        if total <= 0:
+            return []
+        cover: dict[str, float] = defaultdict(float)
+        dots: dict[int, float] = defaultdict(float)
+        for f, w in weights.items():
+            for entry_id in self._entry_postings.get(f, ()):
+                cover[entry_id] += w
+            base = self.weight.get(f)
+            if base is None:
+                continue
+            for idx in self._phrase_postings.get(f, ()):
+                dots[idx] += w * base
+        qnorm = math.sqrt(sum(w * w for w in weights.values()))
+        best_phrase: dict[str, float] = defaultdict(float)
+        for idx, dot in dots.items():
+            sim = dot / (qnorm * self._phrase_norm[idx])
+            owner = self._phrase_owner[idx]
+            if sim > best_phrase[owner]:
+                best_phrase[owner] = sim
+        matches = [
+            Match(e, COVER_WEIGHT * (c / total) + PHRASE_WEIGHT * best_phrase[e], c / total, best_phrase[e])
+            for e, c in cover.items()
+        ]
+        matches.sort(key=lambda m: m.score, reverse=True)
+        return matches[:limit]

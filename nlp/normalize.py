@@ -1,0 +1,77 @@
+"""Cleaning, teencode expansion and diacritics folding of what citizens type.
+
+Two forms come out of here: `normalize()` keeps diacritics (for the tokenizer and for display) and
+`fold()` strips them, so that "lam cccd" and "làm CCCD" meet in the index.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+
+from nlp.teencode import CONTEXT_SENSITIVE, TEENCODE
+
+MAX_QUESTION_CHARS = 600  # longer messages are read only this far; nobody asks a question in 10,000 chars
+
+
+def _build_fold_table() -> dict[int, str]:
+    table: dict[int, str] = {ord("đ"): "d", ord("Đ"): "D"}
+    for code in range(0x00C0, 0x1EFF + 1):
+        char = chr(code)
+        base = "".join(c for c in unicodedata.normalize("NFD", char) if not unicodedata.combining(c))
+        if base != char and base.isascii():
+            table[code] = base
+    for mark in range(0x0300, 0x036F + 1):  # stray combining marks from decomposed input
+        table[mark] = ""
+    return table
+
+
+_FOLD = _build_fold_table()
+_TAG = re.compile(r"<[^>]{0,200}>")
+_URL = re.compile(r"(https?://|www\.)\S+", re.IGNORECASE)
+_MARKDOWN = re.compile(r"[*_`~#>|\[\]{}]")
+_WORD = re.compile(r"[^\W_]+(?:[./-][^\W_]+)*", re.UNICODE)
+_REPEAT = re.compile(r"([^\W\d_])\1{2,}\b", re.UNICODE)  # "khôngggg" -> "không"
+
+
+def fold(text: str) -> str:
+    """Lower-case text without Vietnamese diacritics ("Đăng ký" -> "dang ky")."""
+    return text.translate(_FOLD).lower()
+
+
+def clean(text: str) -> str:
+    """Unicode NFC, no HTML/Markdown/URLs/control characters/emoji, lower case, single spaces."""
+    text = unicodedata.normalize("NFC", text[: MAX_QUESTION_CHARS * 2])
+    text = html.unescape(_TAG.sub(" ", text))
+    text = _URL.sub(" ", text)
+    text = _MARKDOWN.sub(" ", text)
+    text = "".join(ch if ch.isprintable() and unicodedata.category(ch)[0] != "S" else " " for ch in text)
+    text = _REPEAT.sub(r"\1", text.lower())
+    return " ".join(text.split())[:MAX_QUESTION_CHARS]
+
+
+def words(text: str) -> list[str]:
+    """The word tokens of cleaned text (syllables, codes like 85/2019/tt-btc kept whole)."""
+    return _WORD.findall(text)
+
+
+def expand_at(tokens: list[str], index: int) -> str:
+    """The standard form of tokens[index], read with its neighbours ("dk" is "được" or "đăng ký")."""
+    token = tokens[index]
+    resolver = CONTEXT_SENSITIVE.get(token)
+    if resolver is not None:
+        previous = tokens[index - 1] if index > 0 else None
+        following = tokens[index + 1] if index + 1 < len(tokens) else None
+        return resolver(previous, following)
+    return TEENCODE.get(token, token)
+
+
+def expand_teencode(tokens: list[str]) -> list[str]:
+    """Replace chat abbreviations and teencode by standard words ("ko" -> "không", "cccd" -> ...)."""
+    return " ".join(expand_at(tokens, i) for i in range(len(tokens))).split()
+
+
+def normalize(text: str) -> str:
+    """Cleaned text with teencode expanded, diacritics kept where the citizen typed them."""
+    return " ".join(expand_teencode(words(clean(text))))

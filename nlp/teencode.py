@@ -1,0 +1,86 @@
+"""Chat abbreviations and teencode citizens use, mapped to standard Vietnamese.
+
+Our own list: the administrative abbreviations of ../shared/kb/terms.yaml plus the everyday teencode
+that is frequent in ViLexNorm (measured by `python bot.py eval`, which reports token accuracy on it).
+Only unambiguous keys live here; a key that depends on its neighbours is in CONTEXT_SENSITIVE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+TEENCODE: dict[str, str] = {
+    # negation / yes-no
+    "ko": "không", "k": "không", "kh": "không", "khg": "không", "hok": "không", "hk": "không",
+    "khum": "không", "kg": "không", "khong": "không", "khom": "không", "hong": "không", "hông": "không",
+    "hổng": "không", "hem": "không", "hăm": "không", "kô": "không", "k0": "không",
+    "dc": "được", "đc": "được", "duoc": "được", "đươc": "được", "dk": "được", "đk": "được", "đuợc": "được",
+    "chx": "chưa", "chua": "chưa",
+    # question words
+    "j": "gì", "zì": "gì", "ji": "gì", "bn": "bao nhiêu", "bnh": "bao nhiêu", "bnhiu": "bao nhiêu",
+    "nhiu": "nhiêu", "ntn": "như thế nào", "ntnao": "như thế nào", "s": "sao",
+    "bg": "bao giờ", "o": "ở",
+    # pronouns and address
+    "t": "tôi", "tui": "tôi", "toi": "tôi", "mk": "mình", "mik": "mình", "mh": "mình", "mjk": "mình",
+    "e": "em", "a": "anh", "c": "chị", "ng": "người", "ngta": "người ta", "ngừi": "người",
+    "ad": "admin", "ck": "chồng", "vk": "vợ", "bme": "bố mẹ", "bm": "bố mẹ", "ông bà": "ông bà",
+    # particles and frequent words
+    "r": "rồi", "rùi": "rồi", "roi": "rồi", "gòi": "rồi", "òi": "rồi", "v": "vậy", "z": "vậy",
+    "zậy": "vậy", "zị": "vậy", "dị": "vậy", "vay": "vậy", "zay": "vậy", "vs": "với", "voi": "với",
+    "cx": "cũng", "cug": "cũng", "lm": "làm", "lun": "luôn", "nx": "nữa", "ms": "mới", "trc": "trước",
+    "bt": "biết", "bik": "biết", "bít": "biết", "h": "giờ", "thui": "thôi", "mún": "muốn", "mog": "mong",
+    "xog": "xong", "dùm": "giùm", "nhìu": "nhiều", "đt": "điện thoại", "dt": "điện thoại",
+    "sdt": "số điện thoại", "sđt": "số điện thoại", "onl": "online", "tks": "cảm ơn", "thanks": "cảm ơn",
+    "thank": "cảm ơn", "camon": "cảm ơn", "hc": "học", "nc": "nước", "trg": "trường", "nhg": "những",
+    "mn": "mọi người", "mng": "mọi người", "ah": "ạ", "ak": "ạ", "nhé": "nhé", "hnay": "hôm nay",
+    "hqua": "hôm qua",
+    # administrative abbreviations (terms.yaml)
+    "cccd": "căn cước công dân", "cc": "căn cước", "ccđt": "căn cước điện tử", "ccdt": "căn cước điện tử",
+    "cmnd": "chứng minh nhân dân", "cmt": "chứng minh thư", "cmtnd": "chứng minh nhân dân",
+    "gplx": "giấy phép lái xe", "bhyt": "bảo hiểm y tế", "bhxh": "bảo hiểm xã hội", "bh": "bảo hiểm",
+    "hkd": "hộ kinh doanh", "gpkd": "giấy phép kinh doanh", "đkkd": "đăng ký kinh doanh",
+    "dkkd": "đăng ký kinh doanh", "gpxd": "giấy phép xây dựng", "lltp": "lý lịch tư pháp",
+    "dkkh": "đăng ký kết hôn", "đkkh": "đăng ký kết hôn", "dkks": "đăng ký khai sinh",
+    "đkks": "đăng ký khai sinh", "gks": "giấy khai sinh", "tlks": "trích lục khai sinh",
+    "gcn": "giấy chứng nhận", "qsdđ": "quyền sử dụng đất", "qsdd": "quyền sử dụng đất",
+    "xntthn": "xác nhận tình trạng hôn nhân", "ubnd": "ủy ban nhân dân", "ub": "ủy ban",
+    "tthc": "thủ tục hành chính", "dvc": "dịch vụ công", "dvcqg": "dịch vụ công quốc gia",
+    "dvctt": "dịch vụ công trực tuyến", "bpmc": "bộ phận một cửa", "shk": "sổ hộ khẩu",
+    "pasport": "hộ chiếu", "passport": "hộ chiếu", "passpord": "hộ chiếu",
+    "vneid": "vneid", "vnid": "vneid", "vneld": "vneid", "vssid": "vssid", "bđ": "bưu điện",
+    "vnpost": "bưu điện", "ca": "công an", "cax": "công an xã", "cap": "công an phường",
+    "cmnd9": "chứng minh nhân dân 9 số", "ctv": "cộng tác viên", "tp": "thành phố",
+    # frequent typos of procedure words (terms.yaml, loi_go_thuong_gap)
+    "căng": "căn", "cướt": "cước", "cuot": "cuoc", "khaisinh": "khai sinh", "hokhau": "hộ khẩu",
+    "khầu": "khẩu", "chíu": "chiếu", "chiu": "chiếu", "sin": "sinh", "xinh": "sinh",
+}
+
+def _dk(previous: str | None, following: str | None) -> str:
+    """"đk" is "được" at the end of a clause ("làm online đk ko") and "đăng ký" before a noun."""
+    if following is None or following in _CLAUSE_END:
+        return "được"
+    if previous in {"có", "co", "không", "ko", "k", "chưa", "chua", "mới", "moi"} and following in _VERBS:
+        return "được"
+    return "đăng ký"
+
+
+def _a(previous: str | None, following: str | None) -> str:
+    """A lone "a" ends a polite sentence ("ạ") far more often than it means "anh" in our questions."""
+    if following is None or previous is not None and following in _CLAUSE_END:
+        return "ạ"
+    return "anh"
+
+
+def _tam_chu(previous: str | None, following: str | None) -> str:
+    return "trú" if previous in {"tạm", "tam", "thường", "thuong", "cư", "cu", "lưu", "luu"} else "chú"
+
+
+_CLAUSE_END = {
+    "không", "ko", "k", "kh", "khong", "hok", "khum", "hông", "chưa", "chua", "rồi", "r", "ạ", "a", "ah",
+    "nha", "nhé", "nhe", "vậy", "v", "z", "hả", "ha", "hem", "đâu", "dau", "chứ", "chu", "thì", "thi", "?",
+}
+_VERBS = {"làm", "lam", "nộp", "nop", "nhận", "nhan", "đổi", "doi", "cấp", "cap", "gửi", "gui"}
+
+CONTEXT_SENSITIVE: dict[str, Callable[[str | None, str | None], str]] = {
+    "dk": _dk, "đk": _dk, "a": _a, "chú": _tam_chu, "chu": _tam_chu,
+}

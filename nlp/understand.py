@@ -1,0 +1,118 @@
+"""Understanding one message in the context of its chat: which entry, which aspect, how sure."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from nlp.aspects import Aspect, detect_aspects
+from nlp.matcher import KnowledgeIndex, Match
+from nlp.normalize import clean, fold, normalize
+
+ANSWER_SCORE = 0.45  # best entry at least this sure ...
+ANSWER_MARGIN = 0.06  # ... and this far ahead of the next one: answer
+CLARIFY_SCORE = 0.30  # below this nothing is close enough to offer: say we don't know
+MIN_CONTENT = 1.2  # a question whose specific words weigh less than this names no procedure
+
+
+class Outcome(StrEnum):
+    ANSWER = "answer"
+    CLARIFY = "clarify"
+    UNKNOWN = "unknown"
+    SMALL_TALK = "small_talk"
+    EMPTY = "empty"
+
+
+class SmallTalk(StrEnum):
+    GREETING = "greeting"
+    THANKS = "thanks"
+    GOODBYE = "goodbye"
+    ACK = "ack"
+    WHO = "who"
+
+
+_SMALL_TALK = [
+    (SmallTalk.THANKS, re.compile(r"\b(cam on|cam ta|thank|thanks|tks|thx)\b")),
+    (SmallTalk.GOODBYE, re.compile(r"\b(tam biet|bye|goodbye|hen gap lai)\b")),
+    (SmallTalk.WHO, re.compile(r"\b(ban|em|bot) la (ai|gi)\b|\bai (tao|lam) ra\b")),
+    (SmallTalk.GREETING, re.compile(r"^(xin )?chao\b|\b(hello|hi|alo|helo|hey)\b|^(chao )?(buoi )?(sang|chieu|toi)\b")),
+    (SmallTalk.ACK, re.compile(r"^(ok|oke|okay|vang|da|u|uh|um|dung roi|hieu roi|ro roi|duoc roi|tot qua|hay qua)( (a|ạ|nhe|nha|roi))*$")),
+]
+_FOLLOW_UP = re.compile(r"^(the|vay|the con|vay con|con|con nua|them|ma)\b|\b(thi sao|the nao nua)\b")
+
+
+@dataclass(frozen=True)
+class Understanding:
+    """What the bot made of a message: the outcome, the entry and aspects, and the runners-up."""
+
+    outcome: Outcome
+    entry_id: str | None = None
+    aspects: tuple[Aspect, ...] = ()
+    candidates: tuple[Match, ...] = ()
+    follow_up: bool = False
+    small_talk: SmallTalk | None = None
+    normalized: str = ""
+    corrections: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def candidate_ids(self) -> list[str]:
+        return [m.entry_id for m in self.candidates]
+
+
+def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = None) -> Understanding:
+    """Read one message: never raises, whatever the text."""
+    cleaned = clean(text or "")
+    normalized = normalize(cleaned)
+    folded = fold(normalized)
+    if not folded.strip() or not any(ch.isalnum() for ch in folded):
+        return Understanding(Outcome.EMPTY, normalized=normalized)
+
+    aspects = tuple(detect_aspects(folded))
+    query = index.analyse(normalized)
+    matches = tuple(_collapse_equivalents(index, index.search(query, limit=8))[:5])
+    best = matches[0] if matches else None
+    second = matches[1].score if len(matches) > 1 else 0.0
+    names_something = query.content_weight >= MIN_CONTENT and best is not None and best.score >= CLARIFY_SCORE
+    confident = best is not None and best.score >= ANSWER_SCORE and best.score - second >= ANSWER_MARGIN
+
+    talk = _small_talk(folded)
+    if talk is not None and not names_something:
+        return Understanding(Outcome.SMALL_TALK, small_talk=talk, normalized=normalized, candidates=matches)
+
+    if last_entry_id is not None and last_entry_id in index.entries:
+        follows = not names_something or (
+            not confident and (aspects or _FOLLOW_UP.search(folded)) and last_entry_id not in [m.entry_id for m in matches[:1]]
+            and query.content_weight < 2 * MIN_CONTENT
+        )
+        if follows and (aspects or _FOLLOW_UP.search(folded) or not names_something):
+            return Understanding(
+                Outcome.ANSWER, last_entry_id, aspects or (Aspect.OVERVIEW,), matches, follow_up=True,
+                normalized=normalized, corrections=query.corrections,
+            )
+
+    if confident:
+        return Understanding(Outcome.ANSWER, best.entry_id, aspects or (Aspect.OVERVIEW,), matches,
+                             normalized=normalized, corrections=query.corrections)
+    if names_something:
+        return Understanding(Outcome.CLARIFY, None, aspects, matches[:3], normalized=normalized, corrections=query.corrections)
+    return Understanding(Outcome.UNKNOWN, None, aspects, matches, normalized=normalized, corrections=query.corrections)
+
+
+def _small_talk(folded: str) -> SmallTalk | None:
+    for kind, pattern in _SMALL_TALK:
+        if pattern.search(folded):
+            return kind
+    return None
+
+
+def _collapse_equivalents(index: KnowledgeIndex, matches: list[Match]) -> list[Match]:
+    seen: set[str] = set()
+    out: list[Match] = []
+    for m in matches:
+        canonical = index.canonical(m.entry_id)
+        if canonical in seen:
+            continue
+        seen.add(canonical)
+        out.append(m if canonical == m.entry_id else Match(canonical, m.score, m.cover, m.phrase))
+    return out

@@ -1,0 +1,1 @@
+"""Measuring the bot: the answer contract, evaluation on labelled questions and benchmarks."""

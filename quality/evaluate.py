@@ -1,0 +1,133 @@
+"""`bot.py eval`: scored figures on a labelled question set, as ../shared/eval/README.md defines them."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from config import SHARED_DIR
+from handlers.core import Router
+from nlp.normalize import expand_at, fold, words
+from quality.contract import answer_one
+
+VILEXNORM = SHARED_DIR / "data" / "vilexnorm" / "ViLexNorm_dev.csv"
+
+TARGETS = {
+    "top1": 0.95, "top3": 0.98, "top1_no_diacritics": 0.93, "follow_up": 0.90,
+    "out_of_scope_rejected": 0.90, "aspect": 0.90,
+}
+
+
+@dataclass
+class Tally:
+    right: int = 0
+    total: int = 0
+
+    def add(self, ok: bool) -> None:
+        self.total += 1
+        self.right += ok
+
+    @property
+    def rate(self) -> float:
+        return self.right / self.total if self.total else 0.0
+
+
+@dataclass
+class Report:
+    figures: dict[str, Tally] = field(default_factory=dict)
+    errors: list[dict] = field(default_factory=list)
+
+    def tally(self, name: str) -> Tally:
+        return self.figures.setdefault(name, Tally())
+
+
+def has_diacritics(text: str) -> bool:
+    return fold(text) != text.lower()
+
+
+def run_eval(router: Router, path: Path) -> Report:
+    report = Report()
+    entries = router.context.catalog
+    previous_chat = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        item = json.loads(line)
+        follow_up = item["chat"] == previous_chat
+        previous_chat = item["chat"]
+        got = answer_one(router, item["chat"], item["q"])
+        expect = set(item["expect"])
+        for entry_id in list(expect):
+            entry = entries.get(entry_id)
+            if entry is not None:
+                expect |= {entry.id, *entry.equivalents}
+        if not expect:
+            ok = got["id"] is None
+            report.tally("out_of_scope_rejected").add(ok)
+            if not ok:
+                report.errors.append({**item, "got": got["id"], "why": "claimed an entry"})
+            continue
+        top1 = got["id"] in expect
+        ranked = ([got["id"]] if got["id"] else []) + got["candidates"]
+        top3 = bool(expect & set(dict.fromkeys(ranked[:3])))
+        report.tally("top1").add(top1)
+        report.tally("top3").add(top3)
+        if not has_diacritics(item["q"]):
+            report.tally("top1_no_diacritics").add(top1)
+        if follow_up:
+            report.tally("follow_up").add(top1)
+        aspect_ok = None
+        entry = entries.get(next(iter(item["expect"])))
+        if top1 and item.get("aspect") and entry is not None and entry.kind != "topic":
+            wanted = item["aspect"] if isinstance(item["aspect"], list) else [item["aspect"]]
+            answered = got["aspect"] if isinstance(got["aspect"], list) else [got["aspect"]]
+            aspect_ok = answered[0] in wanted
+            report.tally("aspect").add(aspect_ok)
+        if not top1 or aspect_ok is False:
+            report.errors.append({**item, "got": got["id"], "got_aspect": got["aspect"], "candidates": got["candidates"][:3]})
+    return report
+
+
+def normaliser_accuracy(path: Path = VILEXNORM) -> tuple[float, float, int] | None:
+    """Token accuracy of our teencode expansion on ViLexNorm, and of leaving the text unchanged.
+
+    Only rows whose original and normalised forms have the same number of tokens are aligned.
+    """
+    if not path.exists():
+        return None
+    ours = unchanged = total = 0
+    with path.open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            source, target = words(row["original"].lower()), words(row["normalized"].lower())
+            if len(source) != len(target):
+                continue
+            for index, wanted in enumerate(target):
+                total += 1
+                ours += expand_at(source, index) == wanted
+                unchanged += source[index] == wanted
+    return (ours / total, unchanged / total, total) if total else None
+
+
+def print_report(report: Report, show_errors: bool = False) -> None:
+    console = Console()
+    table = Table(title="Evaluation")
+    for column in ("figure", "value", "right / total", "target"):
+        table.add_column(column)
+    for name, target in TARGETS.items():
+        tally = report.figures.get(name, Tally())
+        mark = "✓" if tally.rate >= target else "✗"
+        table.add_row(name, f"{tally.rate:.3f}", f"{tally.right}/{tally.total}", f"≥ {target:.2f} {mark}")
+    console.print(table)
+    if show_errors:
+        for error in report.errors:
+            console.print(json.dumps(error, ensure_ascii=False), highlight=False, soft_wrap=True)
+    norm = normaliser_accuracy()
+    if norm:
+        console.print(f"normaliser on ViLexNorm: token accuracy {norm[0]:.3f} (unchanged text {norm[1]:.3f}, {norm[2]} tokens)")
+    summary = ", ".join(f"{name} {report.figures.get(name, Tally()).rate:.3f}" for name in TARGETS)
+    console.print(summary, highlight=False)
