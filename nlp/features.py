@@ -18,7 +18,7 @@ GENERIC_WORDS = frozenset(
     bác cháu cô chú ông bà ad admin bot rồi đã đang sẽ mới này kia đó đấy nhé nha hả nhỉ chứ
     cái các một hai lại cũng luôn nữa thế gồm bước về đi đến lên xuống ra vào khi lúc nếu mà
     người ta mọi bạn nó họ còn hay hoặc tại vì nên do bị bởi để trong ngoài trên dưới theo
-    giờ nay hôm ngày đây nhiêu biết ai
+    giờ nay hôm ngày đây nhiêu biết ai hết tốn lâu mấy tiền phí lệ
     """.split()
 )
 
@@ -31,8 +31,14 @@ def compounds(text: str) -> tuple[str, ...]:
     return tuple(fold(t) for t in word_tokenize(text) if " " in t)
 
 
+# "mất" is a procedure word in "làm mất thẻ" or "bố tôi mất", but only a verb of cost in "mất bao lâu",
+# "mất phí": there it must not pull the question towards lost papers or death registration.
+_COST_AFTER_MAT = frozenset("bao may le phi tien nhieu thoi khoang tam het bn chi".split())
+
+
 def syllables(normalized: str) -> list[str]:
-    return [fold(w) for w in words(normalized)]
+    sylls = [fold(w) for w in words(normalized)]
+    return [s for i, s in enumerate(sylls) if not (s == "mat" and i + 1 < len(sylls) and sylls[i + 1] in _COST_AFTER_MAT)]
 
 
 def text_features(normalized: str, with_compounds: bool = True) -> set[str]:

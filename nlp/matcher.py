@@ -132,6 +132,15 @@ class KnowledgeIndex:
         content = sum(w for f, w in weights.items() if " " not in f and f not in GENERIC_WORDS)
         return QueryAnalysis(weights, content, unknown, corrections)
 
+    def content_weight(self, folded: str) -> float:
+        """How much a text says about *which* procedure: the weight of its specific words."""
+        total = 0.0
+        for token in set(syllables(folded)):
+            if token in GENERIC_WORDS or token.isdigit():
+                continue
+            total += self.weight.get(token, self.unknown_idf * 0.6)
+        return total
+
     def search(self, query: QueryAnalysis, limit: int = 5) -> list[Match]:
         weights = query.weights
         total = sum(weights.values())

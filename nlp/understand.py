@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from nlp.aspects import Aspect, detect_aspects
+from nlp.aspects import Aspect, detect_aspects, strip_aspect_phrases
 from nlp.matcher import KnowledgeIndex, Match
 from nlp.normalize import clean, fold, normalize
 
@@ -14,6 +14,7 @@ ANSWER_SCORE = 0.45  # best entry at least this sure ...
 ANSWER_MARGIN = 0.06  # ... and this far ahead of the next one: answer
 CLARIFY_SCORE = 0.30  # below this nothing is close enough to offer: say we don't know
 MIN_CONTENT = 1.2  # a question whose specific words weigh less than this names no procedure
+FOLLOW_UP_CONTENT = 3.0  # after an answer, a question naming less than this is about the same entry
 
 
 class Outcome(StrEnum):
@@ -35,9 +36,9 @@ class SmallTalk(StrEnum):
 _SMALL_TALK = [
     (SmallTalk.THANKS, re.compile(r"\b(cam on|cam ta|thank|thanks|tks|thx)\b")),
     (SmallTalk.GOODBYE, re.compile(r"\b(tam biet|bye|goodbye|hen gap lai)\b")),
-    (SmallTalk.WHO, re.compile(r"\b(ban|em|bot) la (ai|gi)\b|\bai (tao|lam) ra\b")),
+    (SmallTalk.WHO, re.compile(r"\b(ban|em|bot) la (ai|gi|nguoi|may|robot)\b|\bai (tao|lam) ra\b|nguoi that")),
     (SmallTalk.GREETING, re.compile(r"^(xin )?chao\b|\b(hello|hi|alo|helo|hey)\b|^(chao )?(buoi )?(sang|chieu|toi)\b")),
-    (SmallTalk.ACK, re.compile(r"^(ok|oke|okay|vang|da|u|uh|um|dung roi|hieu roi|ro roi|duoc roi|tot qua|hay qua)( (a|ạ|nhe|nha|roi))*$")),
+    (SmallTalk.ACK, re.compile(r"^(ok|oke|okay|vang|da vang|uh|um|u|dung roi|hieu roi|ro roi|duoc roi|tot qua|hay qua)\b(\s+\S+){0,4}$")),
 ]
 _FOLLOW_UP = re.compile(r"^(the|vay|the con|vay con|con|con nua|them|ma)\b|\b(thi sao|the nao nua)\b")
 
@@ -77,15 +78,13 @@ def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = Non
     confident = best is not None and best.score >= ANSWER_SCORE and best.score - second >= ANSWER_MARGIN
 
     talk = _small_talk(folded)
-    if talk is not None and not names_something:
+    if talk is not None and not confident:
         return Understanding(Outcome.SMALL_TALK, small_talk=talk, normalized=normalized, candidates=matches)
 
     if last_entry_id is not None and last_entry_id in index.entries:
-        follows = not names_something or (
-            not confident and (aspects or _FOLLOW_UP.search(folded)) and last_entry_id not in [m.entry_id for m in matches[:1]]
-            and query.content_weight < 2 * MIN_CONTENT
-        )
-        if follows and (aspects or _FOLLOW_UP.search(folded) or not names_something):
+        asks_more = bool(aspects) or bool(_FOLLOW_UP.search(folded))
+        rest = index.content_weight(strip_aspect_phrases(folded))
+        if asks_more and rest < FOLLOW_UP_CONTENT:
             return Understanding(
                 Outcome.ANSWER, last_entry_id, aspects or (Aspect.OVERVIEW,), matches, follow_up=True,
                 normalized=normalized, corrections=query.corrections,
