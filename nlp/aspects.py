@@ -23,13 +23,13 @@ class Aspect(StrEnum):
 _NOT_MONEY = r"(?! (ngay|lau|thang|tuoi|nam|buoi|lan|tieng|gio|ban\b|nguoi|cai))"
 _PATTERNS: dict[Aspect, str] = {
     Aspect.FEE: r"le phi|\bphi\b|bao nhieu tien|(het|mat|ton) (bao nhieu|bn)" + _NOT_MONEY + r"|\bbao nhieu\b" + _NOT_MONEY + r"\s*$"
-    r"|(mat|het|ton) tien|\bgia\b(?! han| dinh| tri| yeu| lai| hoan| nhu)|chi phi|mien phi|nop phi|tra phi|ton kem|giam phi|cuoc|bao nhieu tien",
-    Aspect.DURATION: r"bao lau|may ngay|bao nhieu ngay|may hom|may thang|bao gio (thi )?(co|xong|lay|nhan|duoc)|khi nao (thi )?(co|xong|lay|nhan|duoc)"
+    r"|(mat|het|ton) tien|gia (bao nhieu|ca|tien)|bang gia|chi phi|mien phi|nop phi|tra phi|ton kem|giam phi|cuoc|bao nhieu tien",
+    Aspect.DURATION: r"bao lau|may ngay|bao nhieu ngay|may hom|may thang|(?<!chua )bao gio (thi )?(co|xong|lay|nhan|duoc)|khi nao (thi )?(co|xong|lay|nhan|duoc)"
     r"|thoi gian|thoi han|lay (ngay|luon)|trong ngay|cho (may|bao)|mat may|ngay lam viec|han giai quyet|bao nhieu ngay|bao nhieu lau|nhanh khong|lau khong",
     Aspect.DOCUMENTS: r"giay to|ho so gom|ho so can|thanh phan|can (nhung )?gi\b|can mang|mang (theo )?(nhung )?gi\b|chuan bi|can nhung|nop (nhung )?gi\b"
-    r"|nhung gi\b|giay gi\b|mang gi\b|ban goc|ban photo|can (co )?nhung",
+    r"|(gom|can|mang|nop|chuan bi) nhung gi\b|giay gi\b|mang gi\b|ban goc|ban photo|can (co )?nhung",
     Aspect.PLACE: r"o dau|cho nao|noi nao|co quan nao|nop tai|lam tai|den dau|tai dau|ben nao|phong nao|co quan gi|dia chi|xa nao|phuong nao|cap nao"
-    r"|noi (nguoi|minh|con|dang|o|co|sinh|thuong tru|tam tru)|hay noi|ve que|ra (xa|phuong)|o xa|len (xa|phuong|tinh|huyen)",
+    r"|noi (nguoi|minh|con|dang|o|co|sinh|thuong tru|tam tru)|hay noi|ve que|ra (xa|phuong)|o xa",
     Aspect.ONLINE: r"online|onl\b|truc tuyen|qua mang|tren mang|dich vu cong|\bapp\b|ung dung|toan trinh|tai khoan|dang nhap|internet|website|\bweb\b|cong dvc",
     Aspect.POSTAL: r"buu dien|buu chinh|(nhan|giao|tra|gui|chuyen|ship)\b.{0,25}\b(tai|ve|den) nha|gui (qua|ve)|ship|chuyen phat|giao (ve|tan)|nhan (o|tai) nha|qua buu|vnpost",
     Aspect.STEPS: r"cac buoc|nhung buoc|buoc nao|quy trinh|trinh tu|tien hanh|cach (lam|khai|dang)|the nao\b.*\bbuoc|lam gi tiep|nop tiep",
@@ -45,7 +45,7 @@ _MASKS = re.compile(r"gia han|gia dinh")
 # "làm thế nào", "có được không" are said of everything; they only count when nothing specific is asked.
 _WEAK = {Aspect.CONDITIONS}
 # When a question names two strong aspects, keep both; this order breaks ties for the first.
-_PRIORITY = [Aspect.FEE, Aspect.DURATION, Aspect.POSTAL, Aspect.ONLINE, Aspect.DOCUMENTS, Aspect.PLACE, Aspect.LEGAL, Aspect.STEPS, Aspect.CONDITIONS]
+_PRIORITY = [Aspect.STEPS, Aspect.FEE, Aspect.DURATION, Aspect.POSTAL, Aspect.ONLINE, Aspect.DOCUMENTS, Aspect.PLACE, Aspect.LEGAL, Aspect.STEPS, Aspect.CONDITIONS]
 
 
 def detect_aspects(folded: str) -> list[Aspect]:

@@ -22,6 +22,9 @@ GENERIC_FACTOR = 0.12
 TYPO_FACTOR = 0.8
 COVER_WEIGHT = 0.55
 PHRASE_WEIGHT = 0.45
+# Features lighter than this (words every entry uses) are left out of phrase similarity: they would
+# only add noise, and their long posting lists would cost most of the search time.
+PHRASE_MIN_WEIGHT = 0.6
 
 
 @dataclass(frozen=True)
@@ -89,9 +92,10 @@ class KnowledgeIndex:
         self._phrase_postings: dict[str, list[int]] = defaultdict(list)
         self._phrase_norm: list[float] = []
         for idx, feats in enumerate(phrase_feats):
-            for f in feats:
+            heavy = [f for f in feats if self.weight[f] >= PHRASE_MIN_WEIGHT]
+            for f in heavy:
                 self._phrase_postings[f].append(idx)
-            self._phrase_norm.append(math.sqrt(sum(self.weight[f] ** 2 for f in feats)))
+            self._phrase_norm.append(math.sqrt(sum(self.weight[f] ** 2 for f in heavy)) or 1.0)
 
     @staticmethod
     def _weigh(feature: str, idf: float) -> float:
@@ -152,11 +156,11 @@ class KnowledgeIndex:
             for entry_id in self._entry_postings.get(f, ()):
                 cover[entry_id] += w
             base = self.weight.get(f)
-            if base is None:
+            if base is None or base < PHRASE_MIN_WEIGHT:
                 continue
             for idx in self._phrase_postings.get(f, ()):
                 dots[idx] += w * base
-        qnorm = math.sqrt(sum(w * w for w in weights.values()))
+        qnorm = math.sqrt(sum(w * w for w in weights.values() if w >= PHRASE_MIN_WEIGHT)) or 1.0
         best_phrase: dict[str, float] = defaultdict(float)
         for idx, dot in dots.items():
             sim = dot / (qnorm * self._phrase_norm[idx])

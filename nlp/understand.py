@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from nlp.aspects import Aspect, detect_aspects, strip_aspect_phrases
 from nlp.matcher import KnowledgeIndex, Match
-from nlp.normalize import clean, fold, normalize
+from nlp.normalize import fold, normalize
 
 ANSWER_SCORE = 0.45  # best entry at least this sure ...
 ANSWER_MARGIN = 0.06  # ... and this far ahead of the next one: answer
@@ -63,8 +63,7 @@ class Understanding:
 
 def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = None) -> Understanding:
     """Read one message: never raises, whatever the text."""
-    cleaned = clean(text or "")
-    normalized = normalize(cleaned)
+    normalized = normalize(text or "")
     folded = fold(normalized)
     if not folded.strip() or not any(ch.isalnum() for ch in folded):
         return Understanding(Outcome.EMPTY, normalized=normalized)
