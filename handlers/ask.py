@@ -25,7 +25,10 @@ def answer_text(incoming: Incoming, context: Context) -> list[Reply]:
             aspects = tuple(Aspect(a) for a in state.choice_aspects)
             return [answer_entry(context, incoming.chat_key, state.choices[number - 1], aspects)]
 
-    result = understand(incoming.text, context.catalog.index, state.last_entry_id)
+    # After a clarifying question the citizen may just go on asking ("thế lệ phí bao nhiêu?"):
+    # the first choice offered is then the best guess at what they meant.
+    subject = state.last_entry_id or (state.choices[0] if state.choices else None)
+    result = understand(incoming.text, context.catalog.index, subject)
     if result.outcome == Outcome.EMPTY:
         return [Reply(EMPTY_REPLY)]
     if result.outcome == Outcome.SMALL_TALK:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from config import Settings
-from nlp.understand import SmallTalk
+from nlp.understanding import SmallTalk
 
 EMPTY_REPLY = (
     "Bạn chưa nhập câu hỏi. Bạn cứ hỏi bằng lời thường, có dấu hay không dấu đều được, "

@@ -18,7 +18,7 @@ GENERIC_WORDS = frozenset(
     bác cháu cô chú ông bà ad admin bot rồi đã đang sẽ mới này kia đó đấy nhé nha hả nhỉ chứ
     cái các một hai lại cũng luôn nữa thế gồm bước về đi đến lên xuống ra vào khi lúc nếu mà
     người ta mọi bạn nó họ còn hay hoặc tại vì nên do bị bởi để trong ngoài trên dưới theo
-    giờ nay hôm ngày đây nhiêu biết ai hết tốn lâu mấy tiền phí lệ
+    giờ nay hôm ngày đây nhiêu biết ai hết tốn lâu mấy tiền phí lệ lên lấy xong hiểu ok thêm
     """.split()
 )
 

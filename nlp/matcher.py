@@ -20,11 +20,25 @@ from nlp.features import GENERIC_WORDS, index_features, syllables, text_features
 
 GENERIC_FACTOR = 0.12
 TYPO_FACTOR = 0.8
-COVER_WEIGHT = 0.55
-PHRASE_WEIGHT = 0.45
+COVER_WEIGHT = 0.4
+PHRASE_WEIGHT = 0.6
 # Features lighter than this (words every entry uses) are left out of phrase similarity: they would
 # only add noise, and their long posting lists would cost most of the search time.
 PHRASE_MIN_WEIGHT = 0.6
+
+
+_TELEX_DOUBLE = {"aa": "a", "aw": "a", "ee": "e", "oo": "o", "ow": "o", "uw": "u", "dd": "d"}
+
+
+def _untelex(token: str) -> str:
+    """Undo Telex keystrokes left in folded text ("nhuwng" -> "nhung", "kys" -> "ky", "ddaau" -> "dau")."""
+    out = token
+    for pair, letter in _TELEX_DOUBLE.items():
+        out = out.replace(pair, letter)
+    out = out.replace("w", "")
+    if len(out) > 2 and out[-1] in "sfrxj" and out[-2] in "aeiouy":
+        out = out[:-1]
+    return out
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,7 @@ class Match:
     score: float
     cover: float
     phrase: float
+    unexplained: float = 0.0  # share of the question's specific words this entry knows nothing of
 
 
 @dataclass
@@ -83,11 +98,20 @@ class KnowledgeIndex:
         self.unknown_idf = math.log((total + 1) / 0.5)
         self.weight: dict[str, float] = {f: self._weigh(f, math.log((total + 1) / (df + 0.5))) for f, df in doc_freq.items()}
         self.vocabulary: list[str] = sorted(f for f in doc_freq if " " not in f and len(f) >= 3 and not f.isdigit())
+        # For mending a typo that is itself a word ("kết hông", "kinh doan"): the known neighbours of each syllable.
+        self._next: dict[str, list[str]] = defaultdict(list)
+        self._prev: dict[str, list[str]] = defaultdict(list)
+        for f in doc_freq:
+            if f.count(" ") == 1:
+                first, second = f.split(" ")
+                self._next[first].append(second)
+                self._prev[second].append(first)
         self._vocabulary_set = frozenset(self.vocabulary)
         self._entry_postings: dict[str, list[str]] = defaultdict(list)
         for entry_id, feats in entry_feats.items():
             for f in feats:
                 self._entry_postings[f].append(entry_id)
+        self._entry_sets = {f: frozenset(ids) for f, ids in self._entry_postings.items()}
         self._phrase_owner = phrase_owner
         self._phrase_postings: dict[str, list[int]] = defaultdict(list)
         self._phrase_norm: list[float] = []
@@ -112,13 +136,22 @@ class KnowledgeIndex:
         sylls = syllables(normalized)
         corrections: dict[str, str] = {}
         for token in set(sylls):
-            if token in self.weight or len(token) < 4 or token.isdigit() or token in GENERIC_WORDS:
+            if token in self.weight or token.isdigit() or token in GENERIC_WORDS:
+                continue
+            telex = _untelex(token)
+            if telex != token and (telex in self.weight or telex in GENERIC_WORDS):
+                corrections[token] = telex
+                continue
+            if len(token) < 4:
                 continue
             best = process.extractOne(token, self.vocabulary, scorer=OSA.normalized_similarity, score_cutoff=0.74)
             if best is not None:
                 corrections[token] = best[0]
         if corrections:
             sylls = [corrections.get(s, s) for s in sylls]
+        sylls, pair_fixes = self._mend_pairs(sylls)
+        corrections.update(pair_fixes)
+        if corrections:
             normalized = " ".join(sylls)
         feats = text_features(normalized)
         weights: dict[str, float] = {}
@@ -135,6 +168,25 @@ class KnowledgeIndex:
             weights[f] = w
         content = sum(w for f, w in weights.items() if " " not in f and f not in GENERIC_WORDS)
         return QueryAnalysis(weights, content, unknown, corrections)
+
+    def _mend_pairs(self, sylls: list[str]) -> tuple[list[str], dict[str, str]]:
+        """Fix a syllable that is a word but not the one meant, when a known pair is one edit away."""
+        fixes: dict[str, str] = {}
+        out = list(sylls)
+        for i in range(len(out) - 1):
+            a, b = out[i], out[i + 1]
+            if f"{a} {b}" in self.weight or a in GENERIC_WORDS or b in GENERIC_WORDS or len(a) < 2 or len(b) < 2:
+                continue
+            if a in self._next and self.weight.get(a, 0) >= PHRASE_MIN_WEIGHT:
+                best = process.extractOne(b, self._next[a], scorer=OSA.normalized_similarity, score_cutoff=0.74)
+                if best is not None:
+                    fixes[b] = out[i + 1] = best[0]
+                    continue
+            if b in self._prev and self.weight.get(b, 0) >= PHRASE_MIN_WEIGHT:
+                best = process.extractOne(a, self._prev[b], scorer=OSA.normalized_similarity, score_cutoff=0.74)
+                if best is not None:
+                    fixes[a] = out[i] = best[0]
+        return out, fixes
 
     def content_weight(self, folded: str) -> float:
         """How much a text says about *which* procedure: the weight of its specific words."""
@@ -172,4 +224,10 @@ class KnowledgeIndex:
             for e, c in cover.items()
         ]
         matches.sort(key=lambda m: m.score, reverse=True)
-        return matches[:limit]
+        content = {f: w for f, w in weights.items() if " " not in f and f not in GENERIC_WORDS}
+        content_total = sum(content.values()) or 1.0
+        return [
+            Match(m.entry_id, m.score, m.cover, m.phrase,
+                  sum(w for f, w in content.items() if m.entry_id not in self._entry_sets.get(f, ())) / content_total)
+            for m in matches[:limit]
+        ]

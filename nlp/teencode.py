@@ -11,11 +11,11 @@ from collections.abc import Callable
 
 TEENCODE: dict[str, str] = {
     # negation / yes-no
-    "ko": "không", "k": "không", "kh": "không", "khg": "không", "hok": "không", "hk": "không",
+    "ko": "không", "k": "không", "kh": "không", "khg": "không", "hok": "không",
     "khum": "không", "kg": "không", "khong": "không", "khom": "không", "hong": "không", "hông": "không",
     "hổng": "không", "hem": "không", "hăm": "không", "kô": "không", "k0": "không",
     "dc": "được", "đc": "được", "duoc": "được", "đươc": "được", "dk": "được", "đk": "được", "đuợc": "được",
-    "chx": "chưa", "chua": "chưa",
+    "chx": "chưa", "ki": "ký", "kí": "ký", "chua": "chưa",
     # question words
     "j": "gì", "zì": "gì", "ji": "gì", "bn": "bao nhiêu", "bnh": "bao nhiêu", "bnhiu": "bao nhiêu",
     "nhiu": "nhiêu", "ntn": "như thế nào", "ntnao": "như thế nào", "s": "sao",
@@ -31,9 +31,11 @@ TEENCODE: dict[str, str] = {
     "bt": "biết", "bik": "biết", "bít": "biết", "h": "giờ", "thui": "thôi", "mún": "muốn", "mog": "mong",
     "xog": "xong", "dùm": "giùm", "nhìu": "nhiều", "đt": "điện thoại", "dt": "điện thoại",
     "sdt": "số điện thoại", "sđt": "số điện thoại", "onl": "online", "tks": "cảm ơn", "thanks": "cảm ơn",
-    "thank": "cảm ơn", "camon": "cảm ơn", "hc": "học", "nc": "nước", "trg": "trường", "nhg": "những",
+    "thank": "cảm ơn", "camon": "cảm ơn", "nc": "nước", "trg": "trường", "nhg": "những",
     "mn": "mọi người", "mng": "mọi người", "ah": "ạ", "ak": "ạ", "nhé": "nhé", "hnay": "hôm nay",
-    "hqua": "hôm qua",
+    "hqua": "hôm qua", "ks": "khai sinh", "sk": "sức khỏe", "hs": "hồ sơ", "hđ": "hợp đồng", "hd": "hợp đồng",
+    "vp": "văn phòng", "ny": "người yêu", "cty": "công ty", "gđ": "gia đình", "gd": "gia đình", "tk": "tài khoản",
+    "sdd": "sổ đỏ", "bl": "bằng lái", "gt": "giấy tờ",
     # administrative abbreviations (terms.yaml)
     "cccd": "căn cước công dân", "cc": "căn cước", "ccđt": "căn cước điện tử", "ccdt": "căn cước điện tử",
     "cmnd": "chứng minh nhân dân", "cmt": "chứng minh thư", "cmtnd": "chứng minh nhân dân",
@@ -81,6 +83,18 @@ _CLAUSE_END = {
 }
 _VERBS = {"làm", "lam", "nộp", "nop", "nhận", "nhan", "đổi", "doi", "cấp", "cap", "gửi", "gui"}
 
+def _hk(previous: str | None, following: str | None) -> str:
+    """"hk" is "hộ khẩu" after a residence verb ("nhập hk", "xóa hk"), else the chat "không"."""
+    return "hộ khẩu" if previous in _RESIDENCE_VERBS or following in {"cho", "ve", "về", "vao", "vào"} else "không"
+
+
+def _hc(previous: str | None, following: str | None) -> str:
+    """"hc" is "hộ chiếu" in our questions ("mất hc", "làm hc"), "học" only after "đi"/"việc"."""
+    return "học" if previous in {"đi", "di", "việc", "viec", "đang", "dang"} else "hộ chiếu"
+
+
+_RESIDENCE_VERBS = {"nhập", "nhap", "xóa", "xoá", "xoa", "cắt", "cat", "chuyển", "chuyen", "sổ", "so", "tách", "tach", "làm", "lam"}
+
 CONTEXT_SENSITIVE: dict[str, Callable[[str | None, str | None], str]] = {
-    "dk": _dk, "đk": _dk, "a": _a, "chú": _tam_chu, "chu": _tam_chu,
+    "dk": _dk, "đk": _dk, "a": _a, "chú": _tam_chu, "chu": _tam_chu, "hk": _hk, "hc": _hc,
 }

@@ -10,8 +10,9 @@ from nlp.aspects import Aspect, detect_aspects, strip_aspect_phrases
 from nlp.matcher import KnowledgeIndex, Match
 from nlp.normalize import fold, normalize
 
-ANSWER_SCORE = 0.45  # best entry at least this sure ...
-ANSWER_MARGIN = 0.06  # ... and this far ahead of the next one: answer
+ANSWER_SCORE = 0.40  # best entry at least this sure ...
+ANSWER_MARGIN = 0.04  # ... and this far ahead of the next one: answer
+UNEXPLAINED_PENALTY = 0.0  # words of the question the best entry never uses make it less sure
 CLARIFY_SCORE = 0.30  # below this nothing is close enough to offer: say we don't know
 MIN_CONTENT = 1.2  # a question whose specific words weigh less than this names no procedure
 FOLLOW_UP_CONTENT = 3.0  # after an answer, a question naming less than this is about the same entry
@@ -74,10 +75,11 @@ def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = Non
     best = matches[0] if matches else None
     second = matches[1].score if len(matches) > 1 else 0.0
     names_something = query.content_weight >= MIN_CONTENT and best is not None and best.score >= CLARIFY_SCORE
-    confident = best is not None and best.score >= ANSWER_SCORE and best.score - second >= ANSWER_MARGIN
+    confident = (best is not None and best.score - UNEXPLAINED_PENALTY * best.unexplained >= ANSWER_SCORE
+                 and best.score - second >= ANSWER_MARGIN)
 
     talk = _small_talk(folded)
-    if talk is not None and not confident:
+    if talk is not None and (talk == SmallTalk.ACK or not confident or query.content_weight < FOLLOW_UP_CONTENT):
         return Understanding(Outcome.SMALL_TALK, small_talk=talk, normalized=normalized, candidates=matches)
 
     if last_entry_id is not None and last_entry_id in index.entries:
@@ -112,5 +114,5 @@ def _collapse_equivalents(index: KnowledgeIndex, matches: list[Match]) -> list[M
         if canonical in seen:
             continue
         seen.add(canonical)
-        out.append(m if canonical == m.entry_id else Match(canonical, m.score, m.cover, m.phrase))
+        out.append(m if canonical == m.entry_id else Match(canonical, m.score, m.cover, m.phrase, m.unexplained))
     return out
