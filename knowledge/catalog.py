@@ -15,7 +15,8 @@ from nlp import EntryText, KnowledgeIndex
 
 def entry_text(entry: Entry) -> EntryText:
     phrases = tuple(p for p in (entry.short_name, *entry.aliases, *entry.examples) if p)
-    return EntryText(entry.id, entry.name, phrases, tuple(entry.equivalents))
+    aliases = tuple(a for a in (entry.short_name, *entry.aliases) if a)
+    return EntryText(entry.id, entry.name, phrases, tuple(entry.equivalents), aliases)
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ class EntryText:
     name: str
     phrases: tuple[str, ...] = ()
     equivalents: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()  # the names citizens give it (a subset of phrases), the surest evidence
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Match:
     cover: float
     phrase: float
     unexplained: float = 0.0  # share of the question's specific words this entry knows nothing of
+    alias_hit: float = 0.0  # how fully the question contains one of the entry's names (0..1)
 
 
 @dataclass
@@ -112,6 +114,12 @@ class KnowledgeIndex:
             for f in feats:
                 self._entry_postings[f].append(entry_id)
         self._entry_sets = {f: frozenset(ids) for f, ids in self._entry_postings.items()}
+        self._alias_feats: dict[str, list[tuple[frozenset[str], float]]] = defaultdict(list)
+        for entry in entries:
+            for alias in entry.aliases:
+                heavy = frozenset(f for f in index_features(alias) if self.weight.get(f, 0.0) >= PHRASE_MIN_WEIGHT)
+                if heavy:
+                    self._alias_feats[entry.id].append((heavy, sum(self.weight[f] for f in heavy)))
         self._phrase_owner = phrase_owner
         self._phrase_postings: dict[str, list[int]] = defaultdict(list)
         self._phrase_norm: list[float] = []
@@ -228,6 +236,15 @@ class KnowledgeIndex:
         content_total = sum(content.values()) or 1.0
         return [
             Match(m.entry_id, m.score, m.cover, m.phrase,
-                  sum(w for f, w in content.items() if m.entry_id not in self._entry_sets.get(f, ())) / content_total)
+                  sum(w for f, w in content.items() if m.entry_id not in self._entry_sets.get(f, ())) / content_total,
+                  self._alias_hit(m.entry_id, weights))
             for m in matches[:limit]
         ]
+
+    def _alias_hit(self, entry_id: str, weights: dict[str, float]) -> float:
+        best = 0.0
+        for feats, total in self._alias_feats.get(entry_id, ()):
+            hit = sum(self.weight[f] for f in feats if f in weights) / total
+            if hit > best:
+                best = hit
+        return best

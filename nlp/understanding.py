@@ -11,7 +11,11 @@ from nlp.matcher import KnowledgeIndex, Match
 from nlp.normalize import fold, normalize
 
 ANSWER_SCORE = 0.40  # best entry at least this sure ...
-ANSWER_MARGIN = 0.04  # ... and this far ahead of the next one: answer
+ANSWER_MARGIN = 0.0  # ... and this far ahead of the next one: answer
+# ... and the question must either contain most of one of the entry's names, or be very close to one
+# of its example phrasings: a look-alike procedure the knowledge base lacks does neither.
+ANSWER_MIN_ALIAS = 0.4
+ANSWER_MIN_PHRASE = 0.55
 UNEXPLAINED_PENALTY = 0.0  # words of the question the best entry never uses make it less sure
 CLARIFY_SCORE = 0.30  # below this nothing is close enough to offer: say we don't know
 MIN_CONTENT = 1.2  # a question whose specific words weigh less than this names no procedure
@@ -76,7 +80,8 @@ def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = Non
     second = matches[1].score if len(matches) > 1 else 0.0
     names_something = query.content_weight >= MIN_CONTENT and best is not None and best.score >= CLARIFY_SCORE
     confident = (best is not None and best.score - UNEXPLAINED_PENALTY * best.unexplained >= ANSWER_SCORE
-                 and best.score - second >= ANSWER_MARGIN)
+                 and best.score - second >= ANSWER_MARGIN
+                 and (best.alias_hit >= ANSWER_MIN_ALIAS or best.phrase >= ANSWER_MIN_PHRASE))
 
     talk = _small_talk(folded)
     if talk is not None and (talk == SmallTalk.ACK or not confident or query.content_weight < FOLLOW_UP_CONTENT):
@@ -114,5 +119,5 @@ def _collapse_equivalents(index: KnowledgeIndex, matches: list[Match]) -> list[M
         if canonical in seen:
             continue
         seen.add(canonical)
-        out.append(m if canonical == m.entry_id else Match(canonical, m.score, m.cover, m.phrase, m.unexplained))
+        out.append(m if canonical == m.entry_id else Match(canonical, m.score, m.cover, m.phrase, m.unexplained, m.alias_hit))
     return out

@@ -1,0 +1,405 @@
+"""Conversations through the router, as a citizen sees them: answers, clarifying questions, "I don't
+know", follow-ups, small talk, bad input, commands and buttons."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from conftest import Chat, make_settings
+from handlers import build_router
+from handlers.answers import ASPECT_LABELS, SECTIONS, write_answer
+from handlers.core import SORRY
+from handlers.messages import Reply
+from knowledge.catalog import Catalog
+from knowledge.db import session_factory
+from knowledge.models import EntryRow
+from nlp.aspects import Aspect
+
+VIETNAMESE = re.compile(r"[àáảãạăằắẳẵặâầấẩẫậđèéẻẽẹêềếểễệìíỉĩịòóỏõọôồốổỗộơờớởỡợùúủũụưừứửữựỳýỷỹỵ]", re.IGNORECASE)
+
+
+def body(reply: Reply) -> str:
+    """The answer after its title line ("📋 name"): where the asked aspect must come first."""
+    title, _, rest = reply.text.partition("\n\n")
+    assert title.startswith("📋"), reply.text[:200]
+    return rest
+
+
+def same_entry(catalog: Catalog, got: str | None, wanted: str) -> bool:
+    return got is not None and catalog.get(got) is not None and catalog.get(got).id == catalog.get(wanted).id
+
+
+def choice_buttons(reply: Reply) -> list[str]:
+    return [b.data for row in reply.buttons for b in row if b.data.startswith("a:")]
+
+
+# --------------------------------------------------------------------------- answer
+
+def test_a_clear_question_is_answered_with_the_asked_aspect_first(chat, catalog):
+    reply = chat.ask("dang ky khai sinh can giay to gi")
+    assert reply.entry_id == "1.001193"
+    assert reply.aspects[0] == "documents"
+    assert body(reply).startswith(ASPECT_LABELS[Aspect.DOCUMENTS])
+    assert "Giấy chứng sinh" in reply.text
+    assert "Bạn có thể hỏi thêm" in reply.text, "an answer offers the other aspects"
+    offered = choice_buttons(reply)
+    assert "a:1.001193:fee" in offered and "a:1.001193:documents" not in offered
+    assert reply.candidates and reply.candidates[0] == "1.001193"
+
+
+def test_the_first_card_fee_question_says_it_is_free(chat):
+    reply = chat.ask("làm thẻ căn cước lần đầu mất bao nhiêu tiền")
+    assert reply.entry_id == "1.014061"
+    assert reply.aspects[0] == "fee"
+    fee = body(reply)
+    assert fee.startswith(ASPECT_LABELS[Aspect.FEE])
+    assert "miễn" in fee.lower().split("\n\n")[0]
+
+
+ASPECT_CASES = [
+    ("đăng ký khai sinh cần giấy tờ gì", "1.001193", Aspect.DOCUMENTS),
+    ("giấy tờ cần để làm hộ chiếu", "1.001456", Aspect.DOCUMENTS),
+    ("làm thẻ căn cước lần đầu mất bao nhiêu tiền", "1.014061", Aspect.FEE),
+    ("lam cccd lan dau het bao nhieu tien", "1.014061", Aspect.FEE),
+    ("đăng ký tạm trú lệ phí bao nhiêu", "1.004194", Aspect.FEE),
+    ("làm hộ chiếu mất bao lâu thì có", "1.001456", Aspect.DURATION),
+    ("lam ho chieu bao lau", "1.001456", Aspect.DURATION),
+    ("đăng ký kết hôn ở đâu", "1.000894", Aspect.PLACE),
+    ("dang ky ket hon o dau", "1.000894", Aspect.PLACE),
+    ("đăng ký tạm trú online được không", "1.004194", Aspect.ONLINE),
+    ("dang ky tam tru online duoc khong", "1.004194", Aspect.ONLINE),
+    ("xin lý lịch tư pháp có nhận kết quả qua bưu điện được không", "3.000333", Aspect.POSTAL),
+    ("gui ho so ly lich tu phap qua buu dien", "3.000333", Aspect.POSTAL),
+    ("các bước đăng ký kết hôn", "1.000894", Aspect.STEPS),
+    ("quy trình đăng ký khai tử", "1.000656", Aspect.STEPS),
+    ("điều kiện đăng ký thường trú", "1.004222", Aspect.CONDITIONS),
+    ("điều kiện cấp giấy phép xây dựng nhà ở", "1.013225", Aspect.CONDITIONS),
+    ("căn cứ pháp lý của thủ tục đăng ký kết hôn", "1.000894", Aspect.LEGAL),
+    ("đăng ký khai tử theo nghị định nào", "1.000656", Aspect.LEGAL),
+    ("thủ tục làm hộ chiếu phổ thông", "1.001456", Aspect.OVERVIEW),
+    ("làm lại thẻ căn cước bị mất", "1.014064", Aspect.OVERVIEW),
+]
+
+
+@pytest.mark.parametrize("question, entry_id, aspect", ASPECT_CASES, ids=[f"{a.value}-{q}" for q, _, a in ASPECT_CASES])
+def test_each_aspect_is_answered_first(router, catalog, question, entry_id, aspect):
+    reply = Chat(router).ask(question)
+    assert same_entry(catalog, reply.entry_id, entry_id), f"{question!r} -> {reply.entry_id} (candidates {reply.candidates})"
+    assert reply.aspects and reply.aspects[0] == aspect.value, f"{question!r} -> {reply.aspects}"
+    entry = catalog.get(entry_id)
+    first_section = SECTIONS[aspect](entry)
+    if aspect == Aspect.OVERVIEW:
+        assert body(reply).startswith(entry.summary)
+    else:
+        assert body(reply).startswith(f"{ASPECT_LABELS[aspect]}:\n{first_section}")
+
+
+def test_each_aspect_appears_once_in_an_answer(router):
+    for question, _, _ in ASPECT_CASES:
+        reply = Chat(router).ask(question)
+        assert len(reply.aspects) == len(set(reply.aspects)), f"{question!r} -> {reply.aspects}"
+        for label in ASPECT_LABELS.values():
+            assert reply.text.count(f"{label}:\n") <= 1, f"{question!r} repeats the section {label!r}"
+
+
+def test_a_fee_answer_says_when_online_filing_is_cheaper(chat):
+    reply = chat.ask("đăng ký thường trú hết bao nhiêu tiền")
+    assert reply.entry_id == "1.004222" and reply.aspects[0] == "fee"
+    fee = body(reply).split("\n\n")[0]
+    assert fee.startswith(ASPECT_LABELS[Aspect.FEE])
+    assert "rẻ hơn" in fee
+    assert "10.000" in fee and "20.000" in fee
+
+
+def test_a_fee_line_does_not_repeat_its_channel_label(catalog):
+    """'Nộp trực tiếp: Nộp trực tiếp: 20.000 đồng/lần' reads like a glitch."""
+    repeated = []
+    for entry in catalog.entries.values():
+        text = write_answer(entry, (Aspect.FEE,))
+        for label in ("Nộp trực tiếp", "Nộp trực tuyến", "Qua bưu điện"):
+            if f"{label}: {label}" in text:
+                repeated.append((entry.id, label))
+    assert not repeated, repeated
+
+
+def test_a_fee_set_by_the_province_is_answered_as_such(chat):
+    reply = chat.ask("đăng ký hộ kinh doanh hết bao nhiêu tiền")
+    assert reply.entry_id == "1.001612" and reply.aspects[0] == "fee"
+    assert "tỉnh" in body(reply).split("\n\n")[0]
+
+
+def test_every_answer_fits_in_one_chat_message(catalog):
+    for entry in catalog.entries.values():
+        for aspect in Aspect:
+            text = write_answer(entry, (aspect,))
+            assert text.strip() and len(text) < 4000, (entry.id, aspect, len(text))
+            assert "None" not in text, (entry.id, aspect)
+
+
+# --------------------------------------------------------------------------- clarify
+
+AMBIGUOUS = ["giấy phép lái xe", "khai sinh", "thẻ căn cước", "mất giấy tờ", "hộ khẩu", "bảo hiểm", "bằng lái",
+             "đăng ký kết hôn", "làm lại giấy tờ", "sổ đỏ"]
+
+
+def _first_clarifying(router) -> tuple[str, Reply]:
+    for question in AMBIGUOUS:
+        reply = Chat(router, f"probe-{question}").ask(question)
+        if reply.entry_id is None and choice_buttons(reply):
+            return question, reply
+    pytest.fail(f"none of {AMBIGUOUS} gets a clarifying question")
+
+
+def test_an_ambiguous_question_offers_two_or_three_choices_and_1_answers_the_first(router, catalog):
+    question, _ = _first_clarifying(router)
+    chat = Chat(router, "clarify")
+    reply = chat.ask(question)
+    assert reply.entry_id is None
+    choices = [data.split(":")[1] for data in choice_buttons(reply)]
+    assert 2 <= len(choices) <= 3, reply.text
+    assert len(set(choices)) == len(choices)
+    for number, entry_id in enumerate(choices, 1):
+        assert f"{number}. " in reply.text
+        assert catalog.get(entry_id) is not None
+    assert list(reply.candidates[:len(choices)]) == choices
+
+    picked = chat.ask("1")
+    assert picked.entry_id == choices[0]
+    assert body(picked)
+
+    again = Chat(router, "clarify-2")
+    again.ask(question)
+    assert again.ask("số 2").entry_id == choices[1]
+
+
+def test_a_clarifying_choice_button_answers_that_entry(router):
+    question, reply = _first_clarifying(router)
+    data = choice_buttons(reply)[-1]
+    answer = Chat(router, "clarify-button").press(data)[0]
+    assert answer.entry_id == data.split(":")[1]
+
+
+def test_a_number_beyond_the_choices_is_not_taken_as_a_choice(router):
+    question, reply = _first_clarifying(router)
+    chat = Chat(router, "clarify-9")
+    chat.ask(question)
+    out = chat.ask("9")
+    assert out.text.strip() and SORRY not in out.text
+    assert out.entry_id is None, "there was no ninth choice"
+
+
+@pytest.mark.parametrize("number", ["1", "2", "9"])
+def test_a_bare_number_without_pending_choices_claims_nothing(router, number):
+    """'1' or '9' typed out of the blue picks nothing: no answer about 'CMND 9 số', no random choices."""
+    reply = Chat(router, f"number-{number}").ask(number)
+    assert reply.entry_id is None, f"{number!r} -> {reply.entry_id}"
+    assert not choice_buttons(reply), f"{number!r} offered {choice_buttons(reply)}"
+
+
+# --------------------------------------------------------------------------- don't know
+
+OUT_OF_SCOPE = ["giá vàng hôm nay bao nhiêu", "cách nấu phở bò", "thời tiết hà nội ngày mai thế nào", "tỷ giá đô la hôm nay"]
+
+
+@pytest.mark.parametrize("question", OUT_OF_SCOPE)
+def test_an_unrelated_question_claims_no_entry_and_points_to_browsing_and_contact(chat, question):
+    reply = chat.ask(question)
+    assert reply.entry_id is None, f"{question!r} was answered with {reply.entry_id}"
+    assert "/thutuc" in reply.text and ("/lienhe" in reply.text or "liên hệ" in reply.text.lower())
+    assert not choice_buttons(reply), "it says it does not know rather than offering unrelated choices"
+
+
+def test_dont_know_gives_the_offices_phone_when_configured(catalog):
+    router = build_router(catalog, make_settings(office_name="Bộ phận Một cửa xã Tân Lập", office_phone="0210 3856 123"))
+    reply = Chat(router).ask("cách nấu phở bò")
+    assert reply.entry_id is None
+    assert "0210 3856 123" in reply.text
+
+
+# --------------------------------------------------------------------------- follow-up
+
+def test_follow_ups_refer_to_the_last_entry(chat):
+    first = chat.ask("làm lại thẻ căn cước bị mất")
+    assert first.entry_id == "1.014064"
+
+    duration = chat.ask("mất bao lâu")
+    assert duration.entry_id == "1.014064" and duration.aspects[0] == "duration"
+    assert body(duration).startswith(ASPECT_LABELS[Aspect.DURATION])
+
+    fee = chat.ask("thế còn lệ phí?")
+    assert fee.entry_id == "1.014064" and fee.aspects[0] == "fee"
+    assert body(fee).startswith(ASPECT_LABELS[Aspect.FEE])
+
+    online = chat.ask("nộp online được ko")
+    assert online.entry_id == "1.014064" and online.aspects[0] == "online"
+
+
+def test_a_new_procedure_after_a_follow_up_changes_the_subject(chat):
+    chat.ask("làm lại thẻ căn cước bị mất")
+    assert chat.ask("mất bao lâu").entry_id == "1.014064"
+    changed = chat.ask("còn làm hộ chiếu thì mất bao lâu")
+    assert changed.entry_id == "1.001456" and changed.aspects[0] == "duration"
+
+
+def test_chats_do_not_share_their_subject(router):
+    Chat(router, "a").ask("làm lại thẻ căn cước bị mất")
+    other = Chat(router, "b").ask("mất bao lâu")
+    assert other.entry_id is None
+
+
+def test_a_follow_up_survives_small_talk(chat):
+    chat.ask("đăng ký kết hôn cần giấy tờ gì")
+    assert chat.ask("cảm ơn nhé").entry_id is None
+    assert chat.ask("thế còn lệ phí?").entry_id == "1.000894"
+
+
+# --------------------------------------------------------------------------- small talk
+
+@pytest.mark.parametrize("text, words", [
+    ("chào bạn", ["chào"]),
+    ("xin chào", ["chào"]),
+    ("cảm ơn nhé", ["không có gì", "cảm ơn"]),
+    ("cam on ban nhieu", ["không có gì", "cảm ơn"]),
+    ("tạm biệt", ["chào", "tốt lành"]),
+])
+def test_small_talk_gets_a_friendly_reply_and_claims_no_entry(chat, text, words):
+    reply = chat.ask(text)
+    assert reply.entry_id is None
+    assert not choice_buttons(reply)
+    assert any(w in reply.text.lower() for w in words), reply.text
+    assert "chưa tìm thấy" not in reply.text
+
+
+# --------------------------------------------------------------------------- bad input
+
+BAD_INPUT = [
+    "", "   ", "\n\t", "😀😀😀", "🙏", "[Sticker]", "a" * 10_000, "làm hộ chiếu " * 800,
+    "'; DROP TABLE entries; --", "1'; DELETE FROM entry_fees WHERE '1'='1", "<script>alert(1)</script>",
+    "**bold** [link](http://example.com) `code`", "\x00\x01\x02\x07\x1b[2J", "\u200b\u200b",
+    "How do I renew my passport?", "我想办护照", "Привет", "/", "?", "🤔 ??? !!!",
+]
+NO_ENTRY = {"", "   ", "\n\t", "😀😀😀", "🙏", "[Sticker]", "a" * 10_000, "'; DROP TABLE entries; --",
+            "<script>alert(1)</script>", "\x00\x01\x02\x07\x1b[2J", "\u200b\u200b", "我想办护照", "Привет", "/", "?", "🤔 ??? !!!"}
+
+
+@pytest.mark.parametrize("text", BAD_INPUT, ids=range(len(BAD_INPUT)))
+def test_bad_input_gets_a_polite_vietnamese_reply(router, caplog, text):
+    with caplog.at_level(logging.ERROR):
+        replies = Chat(router).send(text)
+    assert replies, "every message gets a reply"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "no handler failed"
+    for reply in replies:
+        assert reply.text.strip() and SORRY not in reply.text
+        assert VIETNAMESE.search(reply.text), reply.text
+        assert "<script>" not in reply.text and "DROP TABLE" not in reply.text
+    if text in NO_ENTRY:
+        assert replies[0].entry_id is None, f"{text[:40]!r} -> {replies[0].entry_id}"
+
+
+def test_bad_input_leaves_the_database_whole(open_kb, database_url):
+    """Through a router on a real database (SQLite, and PostgreSQL when configured)."""
+    engine = open_kb()
+    router = build_router(Catalog.load(engine), make_settings(database_url))
+    chat = Chat(router, "bad")
+    for text in BAD_INPUT:
+        assert SORRY not in chat.ask(text).text
+    assert chat.ask("dang ky khai sinh can giay to gi").entry_id == "1.001193"
+    with session_factory(engine)() as session:
+        assert session.scalar(select(func.count()).select_from(EntryRow)) == 53
+    assert len(Catalog.load(engine).entries) == 53
+
+
+# --------------------------------------------------------------------------- commands
+
+def test_start_welcomes(chat):
+    reply = chat.ask("/start")
+    assert "Xin chào" in reply.text and "/thutuc" in reply.text
+    assert reply.entry_id is None
+
+
+def test_start_with_an_entry_id_opens_that_entry(chat):
+    reply = chat.ask("/start 1.001193")
+    assert reply.entry_id == "1.001193" and reply.aspects == ("overview",)
+    assert chat.ask("mất bao lâu").entry_id == "1.001193", "the deep-linked entry becomes the chat's subject"
+
+
+def test_start_with_an_equivalent_or_unknown_id(router):
+    assert Chat(router, "eq").ask("/start 2.001023").entry_id == "2.000986"
+    unknown = Chat(router, "unknown").ask("/start 9.999999")
+    assert unknown.entry_id is None and "Xin chào" in unknown.text
+    assert "Xin chào" in Chat(router, "bot").ask("/start@motcua_bot").text
+
+
+def test_help_lists_the_commands(chat):
+    text = chat.ask("/help").text
+    for command in ("/start", "/help", "/thutuc", "/lienhe"):
+        assert command in text
+
+
+def test_browsing_groups_then_an_entry(router, catalog):
+    chat = Chat(router, "browse")
+    groups = chat.ask("/thutuc")
+    data = [b.data for row in groups.buttons for b in row]
+    assert "g:can-cuoc" in data and "g:ho-tich" in data
+    assert len(data) == len(catalog.groups())
+
+    listing = chat.press("g:can-cuoc")[0]
+    entries = choice_buttons(listing)
+    assert "a:1.014061:overview" in entries
+    assert all(catalog.get(d.split(":")[1]).group == "can-cuoc" for d in entries)
+
+    opened = chat.press("a:1.014061:overview")[0]
+    assert opened.entry_id == "1.014061"
+    assert body(opened).startswith(catalog.get("1.014061").summary)
+
+    chat.press("g:ho-tich")
+    first = chat.ask("1")
+    assert first.entry_id == choices_of(router, "ho-tich")[0]
+
+
+def choices_of(router, slug: str) -> list[str]:
+    return [e.id for e in router.context.catalog.groups()[slug]]
+
+
+def test_contact_shows_the_office(catalog):
+    plain = Chat(build_router(catalog, make_settings())).ask("/lienhe")
+    assert "Bộ phận Một cửa" in plain.text
+    office = make_settings(office_name="UBND phường Hòa Bình", office_phone="0210 3856 123",
+                           office_address="12 Lê Lợi", office_hours="Thứ 2 – thứ 6, 7h30–17h")
+    text = Chat(build_router(catalog, office)).ask("/lienhe").text
+    for part in ("UBND phường Hòa Bình", "0210 3856 123", "12 Lê Lợi", "7h30"):
+        assert part in text
+
+
+def test_an_unknown_command_is_answered_politely(chat):
+    reply = chat.ask("/xyz")
+    assert "/help" in reply.text and reply.entry_id is None
+
+
+# --------------------------------------------------------------------------- buttons
+
+def test_an_aspect_button_answers_that_aspect(chat, catalog):
+    reply = chat.press("a:1.014061:fee")[0]
+    assert reply.entry_id == "1.014061" and reply.aspects == ("fee",)
+    assert body(reply).startswith(f"{ASPECT_LABELS[Aspect.FEE]}:\n{SECTIONS[Aspect.FEE](catalog.get('1.014061'))}")
+    assert chat.ask("mất bao lâu").entry_id == "1.014061"
+
+
+@pytest.mark.parametrize("data", ["a:9.999999:fee", "a::fee", "a", "zz:1.014061", "g:khong-co-nhom", "fb", "a:1.014061:bogus"])
+def test_a_stale_or_unknown_button_gets_a_polite_reply(chat, data):
+    replies = chat.press(data)
+    assert replies
+    for reply in replies:
+        assert reply.text.strip() and SORRY not in reply.text
+        assert VIETNAMESE.search(reply.text)
+    if not data.startswith("a:1.014061"):
+        assert replies[0].entry_id is None
+
+
+def test_feedback_buttons_thank_the_user(chat):
+    assert "Cảm ơn" in chat.press("fb:1.014061:up")[0].text
+    assert "góp ý" in chat.press("fb:1.014061:down")[0].text
