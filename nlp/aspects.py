@@ -27,11 +27,11 @@ _PATTERNS: dict[Aspect, str] = {
     Aspect.DURATION: r"bao lau|may ngay|bao nhieu ngay|may hom|may thang|(?<!chua )bao gio (thi )?(co|xong|lay|nhan|duoc)|khi nao (thi )?(co|xong|lay|nhan|duoc)"
     r"|thoi gian|thoi han|lay (ngay|luon)|trong ngay|cho (may|bao)|mat may|ngay lam viec|han giai quyet|bao nhieu ngay|bao nhieu lau|nhanh khong|lau khong",
     Aspect.DOCUMENTS: r"giay to|ho so gom|ho so can|thanh phan|can (nhung )?gi\b|can mang|mang (theo )?(nhung )?gi\b|chuan bi|can nhung|nop (nhung )?gi\b"
-    r"|(gom|can|mang|nop|chuan bi) nhung gi\b|giay gi\b|mang gi\b|ban goc|ban photo|can (co )?nhung|(co )?can (co )?(giay|ban|anh|mang|nop)|giay kham",
+    r"|(gom|can|mang|nop|chuan bi) nhung gi\b|giay gi\b|mang gi\b|ban goc|ban photo|can (co )?nhung|co can (co )?(giay|ban|anh|mang|nop)|giay kham",
     Aspect.PLACE: r"o dau|cho nao|noi nao|co quan nao|nop tai|lam tai|den dau|tai dau|ben nao|phong nao|co quan gi|dia chi|xa nao|phuong nao|cap nao"
     r"|noi (nguoi|minh|con|dang|o|co|sinh|thuong tru|tam tru)|hay noi|ve que|ra (xa|phuong)|o xa",
-    Aspect.ONLINE: r"online|onl\b|truc tuyen|vneid|dvc|qua mang|tren mang|dich vu cong|\bapp\b|ung dung|toan trinh|tai khoan|dang nhap|internet|website|\bweb\b|cong dvc",
-    Aspect.POSTAL: r"buu dien|buu chinh|(nhan|giao|tra|gui|chuyen|ship)\b.{0,25}\b(tai|ve|den) nha|gui (qua|ve)|ship|chuyen phat|giao (ve|tan)|nhan (o|tai) nha|qua buu|vnpost",
+    Aspect.ONLINE: r"online|onl\b|truc tuyen|(tren|qua|bang|tai) (vneid|dvc|app)|vneid (duoc|dc)|dvc|qua mang|tren mang|dich vu cong|\bapp\b|ung dung|toan trinh|tai khoan|dang nhap|internet|website|\bweb\b|cong dvc",
+    Aspect.POSTAL: r"buu dien|buu chinh|(nhan|giao|tra|gui|ship)\b.{0,25}\b(tai|ve|den) nha|gui (qua|ve)|ship|chuyen phat|giao (ve|tan)|nhan (o|tai) nha|qua buu|vnpost",
     Aspect.STEPS: r"cac buoc|nhung buoc|buoc nao|quy trinh|trinh tu|tien hanh|cach (lam|khai|dang)|the nao\b.*\bbuoc|lam gi tiep|nop tiep",
     Aspect.CONDITIONS: r"dieu kien|truong hop nao|co phai|bat buoc|ai duoc|ai (phai|co the)|bao nhieu tuoi|du tuoi|co bi|bi phat"
     r"|co can|khong can|co kip|duoc phep|thi lai|co duoc|duoc khong|phai khong|co the|moi (duoc|lam)",

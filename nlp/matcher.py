@@ -20,6 +20,7 @@ from nlp.features import GENERIC_WORDS, index_features, syllables, text_features
 
 GENERIC_FACTOR = 0.12
 TYPO_FACTOR = 0.8
+ASPECT_FACTOR = 0.3
 COVER_WEIGHT = 0.4
 PHRASE_WEIGHT = 0.6
 # Features lighter than this (words every entry uses) are left out of phrase similarity: they would
@@ -140,7 +141,11 @@ class KnowledgeIndex:
         """The id an equivalent (same procedure, other level) is filed under."""
         return entry_id if entry_id in self.entries else self._alias_of.get(entry_id, entry_id)
 
-    def analyse(self, normalized: str) -> QueryAnalysis:
+    def analyse(self, normalized: str, muted: str | None = None) -> QueryAnalysis:
+        """Weigh a question's features; those found only outside `muted` (the question without its
+        aspect phrases: "lệ phí", "online", "qua bưu điện") count for less, so that what is asked
+        about does not outweigh which procedure it is asked about."""
+        kept = text_features(muted, with_compounds=False) if muted is not None else None
         sylls = syllables(normalized)
         corrections: dict[str, str] = {}
         for token in set(sylls):
@@ -162,6 +167,7 @@ class KnowledgeIndex:
         if corrections:
             normalized = " ".join(sylls)
         feats = text_features(normalized)
+        mended = set(corrections.values())
         weights: dict[str, float] = {}
         unknown = 0.0
         for f in feats:
@@ -171,8 +177,10 @@ class KnowledgeIndex:
                     continue  # an unseen pair of known words says nothing new
                 w = self.unknown_idf * (GENERIC_FACTOR if f in GENERIC_WORDS or f.isdigit() or len(f) < 2 else 0.6)
                 unknown += w
-            elif any(corrections.get(o) == p for p in f.split(" ") for o in corrections):
+            elif mended & set(f.split(" ")):
                 w *= TYPO_FACTOR
+            if kept is not None and f not in kept:
+                w *= ASPECT_FACTOR
             weights[f] = w
         content = sum(w for f, w in weights.items() if " " not in f and f not in GENERIC_WORDS)
         return QueryAnalysis(weights, content, unknown, corrections)

@@ -35,7 +35,7 @@ TEENCODE: dict[str, str] = {
     "mn": "mọi người", "mng": "mọi người", "ah": "ạ", "ak": "ạ", "nhé": "nhé", "hnay": "hôm nay",
     "hqua": "hôm qua", "ks": "khai sinh", "sk": "sức khỏe", "hs": "hồ sơ", "hđ": "hợp đồng", "hd": "hợp đồng",
     "vp": "văn phòng", "ny": "người yêu", "cty": "công ty", "gđ": "gia đình", "gd": "gia đình", "tk": "tài khoản",
-    "sdd": "sổ đỏ", "bl": "bằng lái", "gt": "giấy tờ",
+    "sdd": "sổ đỏ", "bl": "bằng lái", "gt": "giấy tờ", "gxn": "giấy xác nhận", "gcks": "giấy chứng sinh",
     # administrative abbreviations (terms.yaml)
     "cccd": "căn cước công dân", "cc": "căn cước", "ccđt": "căn cước điện tử", "ccdt": "căn cước điện tử",
     "cmnd": "chứng minh nhân dân", "cmt": "chứng minh thư", "cmtnd": "chứng minh nhân dân",

@@ -1,0 +1,121 @@
+"""The command line as the checks use it: `bot.py ask --jsonl` (the answer contract of
+../shared/eval/README.md), `bot.py ask "câu hỏi"` and `bot.py eval`, each on a temporary database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import PROJECT_DIR
+from quality.contract import answer_lines
+
+CONTRACT_KEYS = {"chat", "id", "aspect", "candidates", "answer"}
+ASPECTS = {"overview", "documents", "fee", "duration", "place", "online", "postal", "steps", "conditions", "legal"}
+FIGURES = ["top1", "top3", "top1_no_diacritics", "follow_up", "out_of_scope_rejected", "aspect"]
+
+
+@pytest.fixture(scope="module")
+def cli_db(tmp_path_factory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('cli') / 'cli.db'}"
+
+
+def run_bot(args: list[str], cwd, stdin: str | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k.upper() not in {"DATABASE_URL", "TELEGRAM_BOT_TOKEN", "ZALO_BOT_TOKEN"}}
+    env.update(PYTHONIOENCODING="utf-8", COLUMNS="200", LOG_LEVEL="INFO", NO_COLOR="1")
+    return subprocess.run([sys.executable, str(PROJECT_DIR / "bot.py"), *args], input=stdin, capture_output=True,
+                          text=True, encoding="utf-8", cwd=cwd, env=env, timeout=timeout)
+
+
+def check_contract_object(obj: dict) -> None:
+    assert set(obj) == CONTRACT_KEYS, f"keys {sorted(obj)}"
+    assert obj["id"] is None or isinstance(obj["id"], str)
+    assert isinstance(obj["candidates"], list) and len(obj["candidates"]) <= 5
+    assert all(isinstance(c, str) for c in obj["candidates"])
+    assert len(set(obj["candidates"])) == len(obj["candidates"])
+    if obj["id"] is not None:
+        assert obj["candidates"] and obj["candidates"][0] == obj["id"], "the answered entry is the best candidate"
+        aspects = obj["aspect"] if isinstance(obj["aspect"], list) else [obj["aspect"]]
+        assert aspects and set(aspects) <= ASPECTS
+    else:
+        assert obj["aspect"] is None
+    assert isinstance(obj["answer"], str) and obj["answer"].strip()
+
+
+QUESTIONS = [
+    {"chat": "c1", "q": "làm lại thẻ căn cước bị mất"},
+    {"chat": "c1", "q": "mất bao lâu"},
+    {"chat": "c2", "q": "dang ky khai sinh can giay to gi", "expect": ["1.001193"], "aspect": "documents"},
+    "this line is not JSON {",
+    {"chat": "c3", "q": "mất bao lâu"},
+    {"chat": "c4", "q": "chào bạn"},
+    {"chat": "c5", "q": "'; DROP TABLE entries; --"},
+    {"chat": "c6", "q": "làm thẻ căn cước lần đầu mất bao nhiêu tiền"},
+]
+
+
+def test_ask_jsonl_answers_each_line_in_order_with_the_contract_keys(cli_db, tmp_path):
+    stdin = "\n".join(q if isinstance(q, str) else json.dumps(q, ensure_ascii=False) for q in QUESTIONS) + "\n"
+    done = run_bot(["--db", cli_db, "ask", "--jsonl"], tmp_path, stdin)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert len(lines) == len(QUESTIONS), done.stdout
+    out = [json.loads(line) for line in lines]  # nothing but JSON on standard output
+
+    for question, obj in zip(QUESTIONS, out):
+        if isinstance(question, str):
+            assert obj["id"] is None and obj["candidates"] == [] and obj["answer"].strip()
+            assert CONTRACT_KEYS <= set(obj)
+            continue
+        check_contract_object(obj)
+        assert obj["chat"] == question["chat"]
+
+    first, follow_up, documents, _, other_chat, hello, sql, fee = out
+    assert first["id"] == "1.014064"
+    assert follow_up["id"] == "1.014064" and follow_up["aspect"] == "duration", "turns of one chat share state"
+    assert documents["id"] == "1.001193" and documents["aspect"] == "documents"
+    assert other_chat["id"] is None, "different chats share no state"
+    assert hello["id"] is None and sql["id"] is None
+    assert fee["id"] == "1.014061" and fee["aspect"] == "fee"
+    assert "loaded 53 starter entries" in done.stderr, "logs go to standard error"
+
+
+def test_ask_one_question(cli_db, tmp_path):
+    done = run_bot(["--db", cli_db, "ask", "đăng ký kết hôn ở đâu"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1
+    obj = json.loads(lines[0])
+    check_contract_object(obj)
+    assert obj["id"] == "1.000894" and obj["aspect"] == "place"
+
+
+def test_eval_prints_the_figures(cli_db, tmp_path):
+    done = run_bot(["--db", cli_db, "eval"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in FIGURES:
+        assert name in done.stdout, f"{name} missing from:\n{done.stdout}"
+
+
+def test_db_option_after_the_command_as_the_contract_writes_it(cli_db):
+    """../shared/eval/README.md: `python bot.py ask --jsonl` takes `--db URL`, so the checks may pass it there."""
+    from bot import app
+
+    result = CliRunner().invoke(app, ["ask", "--jsonl", "--db", cli_db], input='{"chat": "x", "q": "đăng ký kết hôn ở đâu"}\n')
+    assert result.exit_code == 0, result.output
+    obj = json.loads(result.stdout.strip().splitlines()[-1])
+    assert obj["chat"] == "x" and obj["id"] == "1.000894"
+
+
+def test_a_malformed_line_gets_an_object_with_exactly_the_contract_keys(router):
+    lines = ['{"chat": "a", "q": "đăng ký kết hôn ở đâu"}', "not json", '{"chat": "b"}', '{"q": "no chat"}', '{"chat": "c", "q": 5}', "[]"]
+    out = [json.loads(line) for line in answer_lines(router, lines)]
+    assert len(out) == len(lines)
+    assert out[0]["id"] == "1.000894"
+    for obj in out[1:]:
+        assert set(obj) == CONTRACT_KEYS, f"keys {sorted(obj)}"
+        assert obj["id"] is None and obj["aspect"] is None and obj["candidates"] == []
