@@ -9,6 +9,7 @@ against the index's vocabulary before scoring.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from nlp.features import GENERIC_WORDS, index_features, syllables, text_features
 GENERIC_FACTOR = 0.12
 TYPO_FACTOR = 0.8
 ASPECT_FACTOR = 0.3
+COVER_MIN_WEIGHT = 0.25  # lighter features are in nearly every entry: they move every cover alike
 COVER_WEIGHT = 0.4
 PHRASE_WEIGHT = 0.6
 # Features lighter than this (words every entry uses) are left out of phrase similarity: they would
@@ -221,8 +223,9 @@ class KnowledgeIndex:
         cover: dict[str, float] = defaultdict(float)
         dots: dict[int, float] = defaultdict(float)
         for f, w in weights.items():
-            for entry_id in self._entry_postings.get(f, ()):
-                cover[entry_id] += w
+            if w >= COVER_MIN_WEIGHT:
+                for entry_id in self._entry_postings.get(f, ()):
+                    cover[entry_id] += w
             base = self.weight.get(f)
             if base is None or base < PHRASE_MIN_WEIGHT:
                 continue
@@ -230,23 +233,22 @@ class KnowledgeIndex:
                 dots[idx] += w * base
         qnorm = math.sqrt(sum(w * w for w in weights.values() if w >= PHRASE_MIN_WEIGHT)) or 1.0
         best_phrase: dict[str, float] = defaultdict(float)
+        owners, norms = self._phrase_owner, self._phrase_norm
         for idx, dot in dots.items():
-            sim = dot / (qnorm * self._phrase_norm[idx])
-            owner = self._phrase_owner[idx]
+            sim = dot / (qnorm * norms[idx])
+            owner = owners[idx]
             if sim > best_phrase[owner]:
                 best_phrase[owner] = sim
-        matches = [
-            Match(e, COVER_WEIGHT * (c / total) + PHRASE_WEIGHT * best_phrase[e], c / total, best_phrase[e])
-            for e, c in cover.items()
-        ]
-        matches.sort(key=lambda m: m.score, reverse=True)
+        scored = heapq.nlargest(
+            limit, ((COVER_WEIGHT * c / total + PHRASE_WEIGHT * best_phrase[e], e, c / total) for e, c in cover.items())
+        )
         content = {f: w for f, w in weights.items() if " " not in f and f not in GENERIC_WORDS}
         content_total = sum(content.values()) or 1.0
         return [
-            Match(m.entry_id, m.score, m.cover, m.phrase,
-                  sum(w for f, w in content.items() if m.entry_id not in self._entry_sets.get(f, ())) / content_total,
-                  self._alias_hit(m.entry_id, weights))
-            for m in matches[:limit]
+            Match(e, score, share, best_phrase[e],
+                  sum(w for f, w in content.items() if e not in self._entry_sets.get(f, ())) / content_total,
+                  self._alias_hit(e, weights))
+            for score, e, share in scored
         ]
 
     def _alias_hit(self, entry_id: str, weights: dict[str, float]) -> float:
