@@ -8,16 +8,18 @@ from underthesea import word_tokenize
 
 from nlp.normalize import fold, normalize, words
 
+# Folded forms collide ("sơ"/"sổ", "do"/"đỏ", "hồ"/"hộ"): a word whose folded form is also a
+# procedure word ("sổ đỏ", "hộ khẩu") must not be listed here.
 # Words nearly every question shares: they say *that* someone asks, not *what* about. They keep a
 # small weight so that a question made only of them still finds nothing specific.
 GENERIC_WORDS = frozenset(
     fold(w)
     for w in """
-    thủ tục hành chính giấy tờ hồ sơ làm như thế nào sao bao nhiêu gì những cần phải có không được
+    thủ tục hành chính giấy tờ làm như thế nào sao bao nhiêu gì những cần phải có không được
     cho tôi em anh chị mình ạ ơi vậy thì là và với của ở đâu nào nơi muốn hỏi xin nhờ giúp
-    bác cháu cô chú ông bà ad admin bot rồi đã đang sẽ mới này kia đó đấy nhé nha hả nhỉ chứ
+    bác cháu cô chú ông bà ad admin bot rồi đã đang sẽ mới này kia đấy nhé nha hả nhỉ chứ
     cái các một hai lại cũng luôn nữa thế gồm bước về đi đến lên xuống ra vào khi lúc nếu mà
-    người ta mọi bạn nó họ còn hay hoặc tại vì nên do bị bởi để trong ngoài trên dưới theo
+    người ta mọi bạn nó họ còn hay hoặc tại vì nên bị bởi để trong ngoài trên dưới theo
     giờ nay hôm ngày đây nhiêu biết ai hết tốn lâu mấy tiền phí lệ lên lấy xong hiểu ok thêm
     """.split()
 )

@@ -11,7 +11,7 @@ from nlp.matcher import KnowledgeIndex, Match
 from nlp.normalize import fold, normalize
 
 ANSWER_SCORE = 0.40  # best entry at least this sure ...
-ANSWER_MARGIN = 0.0  # ... and this far ahead of the next one: answer
+ANSWER_MARGIN = 0.015  # ... and this far ahead of the next one: answer
 # ... and the question must either contain most of one of the entry's names, or be very close to one
 # of its example phrasings: a look-alike procedure the knowledge base lacks does neither.
 ANSWER_MIN_ALIAS = 0.4

@@ -107,7 +107,8 @@ ASPECT_QUESTIONS = {
 }
 
 
-@pytest.mark.parametrize("aspect, question", [(a, q) for a, qs in ASPECT_QUESTIONS.items() for q in qs])
+@pytest.mark.parametrize("aspect, question", [(a, q) for a, qs in ASPECT_QUESTIONS.items() for q in qs],
+                         ids=[f"{a.value}-{fold(q)}" for a, qs in ASPECT_QUESTIONS.items() for q in qs])
 def test_the_aspect_asked_is_detected_first(aspect, question):
     found = aspects_of(question)
     assert found and found[0] == aspect, f"{question!r} -> {found}"
