@@ -2,35 +2,25 @@
 
 from __future__ import annotations
 
-import re
-
 from handlers.answers import aspect_buttons_data, display_name, write_answer
 from handlers.core import Context, Router
 from handlers.messages import Button, Incoming, Reply
-from handlers.smalltalk import EMPTY_REPLY, small_talk_reply
+from handlers.smalltalk import EMPTY_REPLY, NO_WORDS_REPLY, small_talk_reply
 from nlp import Outcome, understand
 from nlp.aspects import Aspect
 
-_CHOICE = re.compile(r"^\s*(?:số\s*|so\s*)?([1-9][0-9]?)\s*[.)!]?\s*$", re.IGNORECASE)
 _ASPECT_BUTTONS_PER_ROW = 2
 
 
 def answer_text(incoming: Incoming, context: Context) -> list[Reply]:
     """Free text: a question about a procedure, a follow-up, small talk or a number picking a choice."""
     state = context.states.get(incoming.chat_key)
-    picked = _CHOICE.match(incoming.text)
-    if picked and state.choices:
-        number = int(picked.group(1))
-        if number <= len(state.choices):
-            aspects = tuple(Aspect(a) for a in state.choice_aspects)
-            return [answer_entry(context, incoming.chat_key, state.choices[number - 1], aspects)]
-
     # After a clarifying question the citizen may just go on asking ("thế lệ phí bao nhiêu?"):
     # the first choice offered is then the best guess at what they meant.
     subject = state.last_entry_id or (state.choices[0] if state.choices else None)
     result = understand(incoming.text, context.catalog.index, subject)
     if result.outcome == Outcome.EMPTY:
-        return [Reply(EMPTY_REPLY)]
+        return [Reply(EMPTY_REPLY if not incoming.text.strip() else NO_WORDS_REPLY)]
     if result.outcome == Outcome.SMALL_TALK:
         return [Reply(small_talk_reply(result.small_talk, context.settings), candidates=tuple(result.candidate_ids))]
     if result.outcome == Outcome.ANSWER and result.entry_id:
@@ -48,7 +38,7 @@ def answer_entry(context: Context, chat_key: str, entry_id: str, aspects: tuple[
     if entry is None:
         return Reply("Xin lỗi, mục này không còn trong cơ sở dữ liệu. Bạn vui lòng hỏi lại nhé.")
     state = context.states.get(chat_key)
-    state.last_entry_id, state.choices, state.choice_aspects = entry.id, [], ()
+    state.last_entry_id, state.choices = entry.id, []
     shown = aspects or (Aspect.OVERVIEW,)
     if entry.kind == "topic":
         shown = tuple(a for a in shown if a not in (Aspect.FEE, Aspect.DURATION, Aspect.DOCUMENTS) or _has(entry, a)) or (Aspect.OVERVIEW,)
@@ -65,7 +55,7 @@ def _has(entry, aspect: Aspect) -> bool:
 def clarify(context: Context, chat_key: str, entry_ids: list[str], aspects: tuple[Aspect, ...]) -> Reply:
     """Offer the closest entries as numbered choices (buttons where the platform has them)."""
     state = context.states.get(chat_key)
-    state.choices, state.choice_aspects = entry_ids, tuple(a.value for a in aspects)
+    state.choices = entry_ids
     lines = ["Bạn muốn hỏi về việc nào dưới đây? Chọn một mục (hoặc gõ số thứ tự):"]
     buttons = []
     for number, entry_id in enumerate(entry_ids, 1):
@@ -76,7 +66,7 @@ def clarify(context: Context, chat_key: str, entry_ids: list[str], aspects: tupl
         aspect = aspects[0].value if aspects else Aspect.OVERVIEW.value
         buttons.append([Button(f"{number}. {display_name(entry)}"[:60], f"a:{entry.id}:{aspect}")])
     lines.append("Nếu không có mục nào đúng, bạn thử hỏi lại bằng cách khác nhé.")
-    return Reply("\n".join(lines), buttons, candidates=tuple(entry_ids))
+    return Reply("\n".join(lines), buttons, candidates=tuple(entry_ids), numbered=True)
 
 
 def dont_know(context: Context, candidates: list[str]) -> Reply:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from config import Settings
 from handlers.messages import Incoming, Reply
@@ -14,6 +15,8 @@ from knowledge.catalog import Catalog
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Incoming, "Context"], list[Reply]]
+
+_NUMBER = re.compile(r"^\s*(?:số\s*|so\s*)?([1-9][0-9]?)\s*[.)!]?\s*$", re.IGNORECASE)
 
 SORRY = "Xin lỗi, hệ thống đang gặp trục trặc. Bạn vui lòng thử lại sau ít phút hoặc gõ /lienhe để liên hệ Bộ phận Một cửa."
 
@@ -64,12 +67,24 @@ class Router:
             return [Reply(SORRY)]
 
     def _dispatch(self, incoming: Incoming) -> list[Reply]:
+        picked = _NUMBER.match(incoming.text) if not incoming.button else None
+        if picked:
+            numbered = self.context.states.get(incoming.chat_key).numbered
+            number = int(picked.group(1))
+            if 1 <= number <= len(numbered):
+                incoming = replace(incoming, button=numbered[number - 1])
         if incoming.button:
             prefix = incoming.button.split(":", 1)[0]
             handler = self.buttons.get(prefix)
             if handler is None:
                 return [Reply("Nút này đã cũ. Bạn vui lòng gõ lại câu hỏi nhé.")]
-            return handler(incoming, self.context)
+            replies = handler(incoming, self.context)
+        else:
+            replies = self._dispatch_text(incoming)
+        self._remember_numbered(incoming, replies)
+        return replies
+
+    def _dispatch_text(self, incoming: Incoming) -> list[Reply]:
         text = incoming.text.strip()
         if text.startswith("/"):
             name = text[1:].split(maxsplit=1)[0].split("@", 1)[0].lower() if len(text) > 1 else ""
@@ -80,6 +95,15 @@ class Router:
         if self.text_handler is None:
             return []
         return self.text_handler(incoming, self.context)
+
+    def _remember_numbered(self, incoming: Incoming, replies: list[Reply]) -> None:
+        """A reply listing numbered choices lets the user answer with the number, on every channel."""
+        for reply in reversed(replies):
+            if reply.numbered:
+                self.context.states.get(incoming.chat_key).numbered = [b.data for row in reply.buttons for b in row]
+                return
+        if replies:
+            self.context.states.get(incoming.chat_key).numbered = []
 
 
 def command_argument(incoming: Incoming) -> str:

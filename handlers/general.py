@@ -6,7 +6,7 @@ from handlers.answers import display_name
 from handlers.ask import answer_entry
 from handlers.core import Context, Router, command_argument
 from handlers.messages import Button, Incoming, Reply
-from knowledge.groups import group_label
+from knowledge.groups import group_label, ordered_groups
 from nlp.aspects import Aspect
 
 WELCOME = (
@@ -48,10 +48,10 @@ def contact(incoming: Incoming, context: Context) -> list[Reply]:
 
 def browse(incoming: Incoming, context: Context) -> list[Reply]:
     """Xem danh sách thủ tục theo nhóm."""
-    groups = context.catalog.groups()
+    groups = ordered_groups(context.catalog.groups())
     buttons = [[Button(group_label(slug), f"g:{slug}")] for slug in groups]
-    lines = ["Chọn nhóm thủ tục:"] + [f"{i}. {group_label(slug)}" for i, slug in enumerate(groups, 1)]
-    return [Reply("\n".join(lines), buttons)]
+    lines = ["Chọn nhóm thủ tục (bấm nút hoặc gõ số thứ tự):"] + [f"{i}. {group_label(slug)}" for i, slug in enumerate(groups, 1)]
+    return [Reply("\n".join(lines), buttons, numbered=True)]
 
 
 def group_button(incoming: Incoming, context: Context) -> list[Reply]:
@@ -61,10 +61,8 @@ def group_button(incoming: Incoming, context: Context) -> list[Reply]:
     if not entries:
         return [Reply("Nhóm này hiện chưa có thủ tục nào. Gõ /thutuc để xem lại các nhóm.")]
     buttons = [[Button(display_name(e)[:60], f"a:{e.id}:overview")] for e in entries]
-    lines = [group_label(slug) + ":"] + [f"{i}. {display_name(e)}" for i, e in enumerate(entries, 1)]
-    state = context.states.get(incoming.chat_key)
-    state.choices, state.choice_aspects = [e.id for e in entries], ()
-    return [Reply("\n".join(lines), buttons)]
+    lines = [group_label(slug) + " (bấm nút hoặc gõ số thứ tự):"] + [f"{i}. {display_name(e)}" for i, e in enumerate(entries, 1)]
+    return [Reply("\n".join(lines), buttons, numbered=True)]
 
 
 def register(router: Router) -> None:

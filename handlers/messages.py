@@ -37,3 +37,4 @@ class Reply:
     entry_id: str | None = None
     aspects: tuple[str, ...] = ()
     candidates: tuple[str, ...] = ()
+    numbered: bool = False  # the buttons are a numbered list: typing "2" means pressing the second

@@ -10,6 +10,11 @@ EMPTY_REPLY = (
     "ví dụ: \"làm thẻ căn cước mất bao nhiêu tiền\" hoặc \"đăng ký khai sinh cần giấy tờ gì\"."
 )
 
+NO_WORDS_REPLY = (
+    "Xin lỗi, tôi chỉ đọc được câu hỏi bằng chữ. Bạn vui lòng gõ câu hỏi, ví dụ: "
+    "\"làm lại thẻ căn cước bị mất\" hoặc gõ /thutuc để xem danh sách thủ tục."
+)
+
 
 def small_talk_reply(kind: SmallTalk | None, settings: Settings) -> str:
     if kind == SmallTalk.THANKS:

@@ -12,7 +12,7 @@ MAX_CHATS = 50_000  # oldest chats are forgotten first; a follow-up hours later 
 class ChatState:
     last_entry_id: str | None = None
     choices: list[str] = field(default_factory=list)  # entry ids offered by the last clarifying question
-    choice_aspects: tuple[str, ...] = ()
+    numbered: list[str] = field(default_factory=list)  # button data of the last numbered list: "2" presses the 2nd
 
 
 class ChatStates:

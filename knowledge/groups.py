@@ -17,3 +17,9 @@ GROUP_LABELS: dict[str, str] = {
 
 def group_label(slug: str) -> str:
     return GROUP_LABELS.get(slug, slug)
+
+
+def ordered_groups(groups: dict) -> list[str]:
+    """Group slugs in the order citizens see them: known groups first, in GROUP_LABELS order."""
+    order = list(GROUP_LABELS)
+    return sorted(groups, key=lambda slug: (order.index(slug) if slug in order else len(order), slug))
