@@ -19,8 +19,13 @@ app = typer.Typer(add_completion=False, no_args_is_help=False, help=__doc__)
 DEFAULT_EVAL = SHARED_DIR / "eval" / "dev.jsonl"
 
 
-def _settings(ctx: typer.Context) -> Settings:
-    return ctx.obj
+DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (overrides DATABASE_URL)")]
+
+
+def _settings(ctx: typer.Context, db: str | None = None) -> Settings:
+    """The settings, with a command's own --db taking precedence over the global one."""
+    settings: Settings = ctx.obj
+    return settings.model_copy(update={"database_url": db}) if db else settings
 
 
 def build_router(settings: Settings):
@@ -36,7 +41,7 @@ def build_router(settings: Settings):
 @app.callback(invoke_without_command=True)
 def main(
     ctx: typer.Context,
-    db: Annotated[str | None, typer.Option("--db", help="Database URL (default: DATABASE_URL or data/motcua.db)")] = None,
+    db: DbOption = None,
 ) -> None:
     """Trợ lý thủ tục hành chính. Without a command: the console chat."""
     settings = get_settings()
@@ -47,15 +52,15 @@ def main(
     if ctx.invoked_subcommand is None:
         if settings.has_channel_token:
             typer.echo("Chat channels (Telegram, Zalo) are not available in this version yet; opening the console chat.", err=True)
-        chat(ctx)
+        chat(ctx, None)
 
 
 @app.command()
-def chat(ctx: typer.Context) -> None:
+def chat(ctx: typer.Context, db: DbOption = None) -> None:
     """Interactive console chat on the configured knowledge base."""
     from channels.console import run_console
 
-    run_console(build_router(_settings(ctx)))
+    run_console(build_router(_settings(ctx, db)))
 
 
 @app.command()
@@ -63,11 +68,12 @@ def ask(
     ctx: typer.Context,
     question: Annotated[str | None, typer.Argument(help="Câu hỏi")] = None,
     jsonl: Annotated[bool, typer.Option("--jsonl", help="Read JSON lines {chat, q} from stdin, write answers as JSON lines")] = False,
+    db: DbOption = None,
 ) -> None:
     """Answer one question, or a stream of JSON lines (the contract of ../shared/eval/README.md)."""
     from quality.contract import answer_lines, answer_one
 
-    router = build_router(_settings(ctx))
+    router = build_router(_settings(ctx, db))
     if jsonl:
         for line in answer_lines(router, sys.stdin):
             sys.stdout.write(line + "\n")
@@ -84,6 +90,7 @@ def evaluate(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="Labelled questions (JSON lines)")] = DEFAULT_EVAL,
     show_errors: Annotated[bool, typer.Option("--errors", help="List the questions answered wrongly")] = False,
+    db: DbOption = None,
 ) -> None:
     """Scored figures on a labelled question set (default: ../shared/eval/dev.jsonl)."""
     from quality.evaluate import print_report, run_eval
@@ -91,7 +98,7 @@ def evaluate(
     if not file.exists():
         typer.echo(f"File not found: {file}", err=True)
         raise typer.Exit(2)
-    report = run_eval(build_router(_settings(ctx)), file)
+    report = run_eval(build_router(_settings(ctx, db)), file)
     print_report(report, show_errors=show_errors)
 
 
@@ -99,12 +106,16 @@ def evaluate(
 def bench(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="Questions to time (JSON lines with q)")] = DEFAULT_EVAL,
-    repeat: Annotated[int, typer.Option(help="Timed passes over the questions")] = 5,
+    repeat: Annotated[int, typer.Option(help="Timed passes over the questions", min=1)] = 5,
+    db: DbOption = None,
 ) -> None:
     """Time per question (median, p95, p99), questions/s, index build time, peak memory, ratio to the tokenizer."""
     from quality.benchmark import print_bench, run_bench
 
-    print_bench(run_bench(_settings(ctx), file, repeat))
+    if not file.exists():
+        typer.echo(f"File not found: {file}", err=True)
+        raise typer.Exit(2)
+    print_bench(run_bench(_settings(ctx, db), file, repeat))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ _FORM_LABELS = {
     DocumentForm.ELECTRONIC: "bản điện tử",
 }
 _CHANNEL_LABELS = {Channel.IN_PERSON: "Nộp trực tiếp", Channel.ONLINE: "Nộp trực tuyến", Channel.POSTAL: "Qua bưu điện"}
+_CHANNEL_WORDS = {Channel.IN_PERSON: "trực tiếp", Channel.ONLINE: "trực tuyến", Channel.POSTAL: "bưu"}
 _MAX_ITEMS = 8
 
 
@@ -53,8 +54,11 @@ def _bullets(items: list[str], numbered: bool = False) -> str:
 
 
 def _with_channel(channel: Channel, text: str) -> str:
+    """Prefix the channel unless the text already names it ("Nộp trực tuyến: 7.000 đồng")."""
     label = _CHANNEL_LABELS.get(channel)
-    return f"{label}: {text}" if label else text
+    if not label or _CHANNEL_WORDS[channel] in text.lower():
+        return text
+    return f"{label}: {text}"
 
 
 def fee_section(entry: Entry) -> str:

@@ -46,7 +46,7 @@ _MASKS = re.compile(r"gia han|gia dinh")
 _WEAK = {Aspect.CONDITIONS}
 _WHAT_IS = re.compile(r"\bla (gi|sao)\b")
 # When a question names two strong aspects, keep both; this order breaks ties for the first.
-_PRIORITY = [Aspect.STEPS, Aspect.FEE, Aspect.DURATION, Aspect.POSTAL, Aspect.ONLINE, Aspect.DOCUMENTS, Aspect.PLACE, Aspect.LEGAL, Aspect.STEPS, Aspect.CONDITIONS]
+_PRIORITY = [Aspect.STEPS, Aspect.FEE, Aspect.DURATION, Aspect.POSTAL, Aspect.ONLINE, Aspect.DOCUMENTS, Aspect.PLACE, Aspect.LEGAL, Aspect.CONDITIONS]
 
 
 def detect_aspects(folded: str) -> list[Aspect]:

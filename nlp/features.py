@@ -24,6 +24,11 @@ GENERIC_WORDS = frozenset(
     """.split()
 )
 
+# Pairs of such words that together do name something: "bản sao" (folded like "bạn sao"), "làm lại".
+CONTENT_PAIRS = frozenset({"ban sao", "lam lai"})
+# And pairs of content-looking syllables that every question uses ("hồ sơ" folds like "hộ sổ").
+GENERIC_PAIRS = frozenset({"ho so", "thu tuc", "giay to"})
+
 
 @lru_cache(maxsize=4096)
 def compounds(text: str) -> tuple[str, ...]:

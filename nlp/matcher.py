@@ -17,11 +17,14 @@ from dataclasses import dataclass, field
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from nlp.features import GENERIC_WORDS, index_features, syllables, text_features
+from nlp.normalize import fold, normalize, words
+from nlp.features import CONTENT_PAIRS, GENERIC_PAIRS, GENERIC_WORDS, index_features, syllables, text_features
 
 GENERIC_FACTOR = 0.12
 TYPO_FACTOR = 0.8
 ASPECT_FACTOR = 0.3
+OTHER_FORM_FACTOR = 0.6  # "vàng" typed with its marks only faintly matches the index's "vắng"
+EXACT_WEIGHT = 0.05  # a tie-breaker only: full-feature closeness to the entry's nearest phrasing
 COVER_MIN_WEIGHT = 0.25  # lighter features are in nearly every entry: they move every cover alike
 COVER_WEIGHT = 0.4
 PHRASE_WEIGHT = 0.6
@@ -87,8 +90,13 @@ class KnowledgeIndex:
         phrase_owner: list[str] = []
         phrase_feats: list[set[str]] = []
         entry_feats: dict[str, set[str]] = defaultdict(set)
+        # The written forms behind each folded syllable: "vang" was only ever "vắng" here, so a
+        # question that spells "vàng" (gold) with its marks is not asking about "tạm vắng".
+        self._forms: dict[str, set[str]] = defaultdict(set)
         for entry in entries:
             for text in (entry.name, *entry.phrases):
+                for word in words(normalize(text)):
+                    self._forms[fold(word)].add(word)
                 feats = index_features(text)
                 if not feats:
                     continue
@@ -126,6 +134,9 @@ class KnowledgeIndex:
         self._phrase_owner = phrase_owner
         self._phrase_postings: dict[str, list[int]] = defaultdict(list)
         self._phrase_norm: list[float] = []
+        self._full_phrases: dict[str, list[tuple[frozenset[str], float]]] = defaultdict(list)
+        for owner, feats in zip(phrase_owner, phrase_feats):
+            self._full_phrases[owner].append((frozenset(feats), math.sqrt(sum(self.weight[f] ** 2 for f in feats)) or 1.0))
         for idx, feats in enumerate(phrase_feats):
             heavy = [f for f in feats if self.weight[f] >= PHRASE_MIN_WEIGHT]
             for f in heavy:
@@ -135,7 +146,7 @@ class KnowledgeIndex:
     @staticmethod
     def _weigh(feature: str, idf: float) -> float:
         parts = feature.split(" ")
-        if all(p in GENERIC_WORDS for p in parts):
+        if feature in GENERIC_PAIRS or feature not in CONTENT_PAIRS and all(p in GENERIC_WORDS for p in parts):
             return idf * GENERIC_FACTOR
         return idf
 
@@ -148,6 +159,7 @@ class KnowledgeIndex:
         aspect phrases: "lệ phí", "online", "qua bưu điện") count for less, so that what is asked
         about does not outweigh which procedure it is asked about."""
         kept = text_features(muted, with_compounds=False) if muted is not None else None
+        misspelt = self._other_forms(normalized)
         sylls = syllables(normalized)
         corrections: dict[str, str] = {}
         for token in set(sylls):
@@ -181,11 +193,26 @@ class KnowledgeIndex:
                 unknown += w
             elif mended & set(f.split(" ")):
                 w *= TYPO_FACTOR
+            if misspelt and misspelt & set(f.split(" ")):
+                w *= OTHER_FORM_FACTOR
             if kept is not None and f not in kept:
                 w *= ASPECT_FACTOR
             weights[f] = w
-        content = sum(w for f, w in weights.items() if " " not in f and f not in GENERIC_WORDS)
+        content = sum(w for f, w in weights.items() if " " not in f and f not in GENERIC_WORDS and not f.isdigit())
         return QueryAnalysis(weights, content, unknown, corrections)
+
+    def _other_forms(self, normalized: str) -> set[str]:
+        """Folded syllables the question writes, with diacritics, as a word the index never uses."""
+        if normalized.isascii():
+            return set()
+        out = set()
+        for word in words(normalized):
+            if not word.isascii():
+                folded = fold(word)
+                forms = self._forms.get(folded)
+                if forms and word not in forms and folded not in GENERIC_WORDS:
+                    out.add(folded)
+        return out
 
     def _mend_pairs(self, sylls: list[str]) -> tuple[list[str], dict[str, str]]:
         """Fix a syllable that is a word but not the one meant, when a known pair is one edit away."""
@@ -239,9 +266,13 @@ class KnowledgeIndex:
             owner = owners[idx]
             if sim > best_phrase[owner]:
                 best_phrase[owner] = sim
-        scored = heapq.nlargest(
+        shortlist = heapq.nlargest(
             limit, ((COVER_WEIGHT * c / total + PHRASE_WEIGHT * best_phrase[e], e, c / total) for e, c in cover.items())
         )
+        # Light words ("bản sao", "lại") were left out above; among the shortlist they break ties:
+        # "đăng ký kết hôn" is the marriage itself, not a copy of its certificate.
+        qfull = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+        scored = sorted(((score + EXACT_WEIGHT * self._exact(e, weights, qfull), e, share) for score, e, share in shortlist), reverse=True)
         content = {f: w for f, w in weights.items() if " " not in f and f not in GENERIC_WORDS}
         content_total = sum(content.values()) or 1.0
         return [
@@ -250,6 +281,14 @@ class KnowledgeIndex:
                   self._alias_hit(e, weights))
             for score, e, share in scored
         ]
+
+    def _exact(self, entry_id: str, weights: dict[str, float], qnorm: float) -> float:
+        best = 0.0
+        for feats, norm in self._full_phrases.get(entry_id, ()):
+            dot = sum(w * self.weight[f] for f, w in weights.items() if f in feats)
+            if dot > best * norm * qnorm:
+                best = dot / (norm * qnorm)
+        return best
 
     def _alias_hit(self, entry_id: str, weights: dict[str, float]) -> float:
         best = 0.0

@@ -18,7 +18,10 @@ ANSWER_MIN_ALIAS = 0.4
 ANSWER_MIN_PHRASE = 0.55
 UNEXPLAINED_PENALTY = 0.0  # words of the question the best entry never uses make it less sure
 CLARIFY_SCORE = 0.30  # below this nothing is close enough to offer: say we don't know
+CLARIFY_MIN_ALIAS = 0.3  # choices are offered only if the best one is at least partly named ...
+CLARIFY_MIN_PHRASE = 0.45  # ... or the question is fairly close to one of its example phrasings
 MIN_CONTENT = 1.2  # a question whose specific words weigh less than this names no procedure
+NEW_SUBJECT_ALIAS = 0.8  # ... unless it contains one of another entry's names this fully
 FOLLOW_UP_CONTENT = 3.0  # after an answer, a question naming less than this is about the same entry
 
 
@@ -90,7 +93,9 @@ def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = Non
     if last_entry_id is not None and last_entry_id in index.entries:
         asks_more = bool(aspects) or bool(_FOLLOW_UP.search(folded))
         rest = index.content_weight(strip_aspect_phrases(folded))
-        if asks_more and rest < FOLLOW_UP_CONTENT:
+        # A question that plainly names another procedure changes the subject, however short it is.
+        names_another = confident and best.entry_id != last_entry_id and best.alias_hit >= NEW_SUBJECT_ALIAS
+        if asks_more and rest < FOLLOW_UP_CONTENT and not names_another:
             return Understanding(
                 Outcome.ANSWER, last_entry_id, aspects or (Aspect.OVERVIEW,), matches, follow_up=True,
                 normalized=normalized, corrections=query.corrections,
@@ -99,7 +104,7 @@ def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = Non
     if confident:
         return Understanding(Outcome.ANSWER, best.entry_id, aspects or (Aspect.OVERVIEW,), matches,
                              normalized=normalized, corrections=query.corrections)
-    if names_something:
+    if names_something and (best.alias_hit >= CLARIFY_MIN_ALIAS or best.phrase >= CLARIFY_MIN_PHRASE):
         return Understanding(Outcome.CLARIFY, None, aspects, matches[:3], normalized=normalized, corrections=query.corrections)
     return Understanding(Outcome.UNKNOWN, None, aspects, matches, normalized=normalized, corrections=query.corrections)
 
