@@ -40,19 +40,21 @@ def compounds(text: str) -> tuple[str, ...]:
 
 # "mất" is a procedure word in "làm mất thẻ" or "bố tôi mất", but only a verb of cost in "mất bao lâu",
 # "mất phí": there it must not pull the question towards lost papers or death registration.
+GAP = "_"
 _COST_AFTER_MAT = frozenset("bao may le phi tien nhieu thoi khoang tam het bn chi".split())
 
 
 def syllables(normalized: str) -> list[str]:
     sylls = [fold(w) for w in words(normalized)]
-    return [s for i, s in enumerate(sylls) if not (s == "mat" and i + 1 < len(sylls) and sylls[i + 1] in _COST_AFTER_MAT)]
+    # The muted "mất" leaves a gap, so its neighbours don't form a pair they never formed.
+    return [GAP if s == "mat" and i + 1 < len(sylls) and sylls[i + 1] in _COST_AFTER_MAT else s for i, s in enumerate(sylls)]
 
 
 def text_features(normalized: str, with_compounds: bool = True) -> set[str]:
     """Unigrams, bigrams and underthesea compounds of already normalised text (all folded)."""
     sylls = syllables(normalized)
-    feats: set[str] = set(sylls)
-    feats.update(f"{a} {b}" for a, b in zip(sylls, sylls[1:]))
+    feats: set[str] = {s for s in sylls if s != GAP}
+    feats.update(f"{a} {b}" for a, b in zip(sylls, sylls[1:]) if GAP not in (a, b))
     if with_compounds:
         feats.update(c for c in compounds(normalized) if c.count(" ") >= 2)
     return feats

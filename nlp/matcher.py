@@ -18,7 +18,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from nlp.normalize import fold, normalize, words
-from nlp.features import CONTENT_PAIRS, GENERIC_PAIRS, GENERIC_WORDS, index_features, syllables, text_features
+from nlp.features import GAP, CONTENT_PAIRS, GENERIC_PAIRS, GENERIC_WORDS, index_features, syllables, text_features
 
 GENERIC_FACTOR = 0.12
 TYPO_FACTOR = 0.8
@@ -163,7 +163,7 @@ class KnowledgeIndex:
         sylls = syllables(normalized)
         corrections: dict[str, str] = {}
         for token in set(sylls):
-            if token in self.weight or token.isdigit() or token in GENERIC_WORDS:
+            if token in self.weight or token.isdigit() or token in GENERIC_WORDS or token == GAP:
                 continue
             telex = _untelex(token)
             if telex != token and (telex in self.weight or telex in GENERIC_WORDS):
@@ -179,7 +179,7 @@ class KnowledgeIndex:
         sylls, pair_fixes = self._mend_pairs(sylls)
         corrections.update(pair_fixes)
         if corrections:
-            normalized = " ".join(sylls)
+            normalized = " ".join("mat" if s == GAP else s for s in sylls)
         feats = text_features(normalized)
         mended = set(corrections.values())
         weights: dict[str, float] = {}
@@ -237,7 +237,7 @@ class KnowledgeIndex:
         """How much a text says about *which* procedure: the weight of its specific words."""
         total = 0.0
         for token in set(syllables(folded)):
-            if token in GENERIC_WORDS or token.isdigit():
+            if token in GENERIC_WORDS or token.isdigit() or token == GAP:
                 continue
             total += self.weight.get(token, self.unknown_idf * 0.6)
         return total
