@@ -24,7 +24,7 @@ _NOT_MONEY = r"(?! (ngay|lau|thang|tuoi|nam|buoi|lan|tieng|gio|ban\b|nguoi|cai))
 _PATTERNS: dict[Aspect, str] = {
     Aspect.FEE: r"le phi|\bphi\b|bao nhieu tien|(het|mat|ton) (bao nhieu|bn)" + _NOT_MONEY + r"|\bbao nhieu\b" + _NOT_MONEY + r"\s*$"
     r"|(mat|het|ton) tien|gia (bao nhieu|ca|tien)|bang gia|chi phi|mien phi|nop phi|tra phi|ton kem|giam phi|(tien|gia) cuoc|cuoc (phi|gui|buu)|bao nhieu tien|re hon|dat hon|giam (gia|phi|tien|le phi)|duoc giam",
-    Aspect.DURATION: r"bao lau|may ngay|bao nhieu ngay|may hom|may thang|(?<!chua )bao gio (thi )?(co|xong|lay|nhan|duoc)|khi nao (thi )?(co|xong|lay|nhan|duoc)"
+    Aspect.DURATION: r"((mat|het|ton) )?bao lau|(mat )?may ngay|may ngay|bao nhieu ngay|may hom|may thang|(?<!chua )bao gio (thi )?(co|xong|lay|nhan|duoc)|khi nao (thi )?(co|xong|lay|nhan|duoc)"
     r"|thoi gian|thoi han|lay (ngay|luon)|trong ngay|cho (may|bao)|mat may|ngay lam viec|han giai quyet|bao nhieu ngay|bao nhieu lau|nhanh khong|lau khong",
     Aspect.DOCUMENTS: r"giay to|ho so gom|ho so can|thanh phan|can (nhung )?gi\b|can mang|mang (theo )?(nhung )?gi\b|chuan bi|can nhung|nop (nhung )?gi\b"
     r"|(gom|can|mang|nop|chuan bi) nhung gi\b|giay gi\b|mang gi\b|ban goc|ban photo|can (co )?nhung|co can (co )?(giay|ban|anh|mang|nop)|giay kham",

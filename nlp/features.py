@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from underthesea import word_tokenize
 
-from nlp.normalize import fold, normalize, words
+from nlp.normalize import CLAUSE_MARKS, fold, normalize, tokens
 
 # Folded forms collide ("sơ"/"sổ", "do"/"đỏ", "hồ"/"hộ"): a word whose folded form is also a
 # procedure word ("sổ đỏ", "hộ khẩu") must not be listed here.
@@ -45,7 +45,8 @@ _COST_AFTER_MAT = frozenset("bao may le phi tien nhieu thoi khoang tam het bn ch
 
 
 def syllables(normalized: str) -> list[str]:
-    sylls = [fold(w) for w in words(normalized)]
+    """Folded syllables; clause breaks (punctuation, "thì") become gaps no pair is formed across."""
+    sylls = [GAP if t in CLAUSE_MARKS or t == "thì" else fold(t) for t in tokens(normalized)]
     # The muted "mất" leaves a gap, so its neighbours don't form a pair they never formed.
     return [GAP if s == "mat" and i + 1 < len(sylls) and sylls[i + 1] in _COST_AFTER_MAT else s for i, s in enumerate(sylls)]
 

@@ -24,7 +24,8 @@ GENERIC_FACTOR = 0.12
 TYPO_FACTOR = 0.8
 ASPECT_FACTOR = 0.3
 OTHER_FORM_FACTOR = 0.6  # "vàng" typed with its marks only faintly matches the index's "vắng"
-EXACT_WEIGHT = 0.05  # a tie-breaker only: full-feature closeness to the entry's nearest phrasing
+EXACT_WEIGHT = 0.05
+ALIAS_WEIGHT = 0.1  # the entry the question names outright ranks above one whose examples merely resemble it  # a tie-breaker only: full-feature closeness to the entry's nearest phrasing
 COVER_MIN_WEIGHT = 0.25  # lighter features are in nearly every entry: they move every cover alike
 COVER_WEIGHT = 0.4
 PHRASE_WEIGHT = 0.6
@@ -272,14 +273,18 @@ class KnowledgeIndex:
         # Light words ("bản sao", "lại") were left out above; among the shortlist they break ties:
         # "đăng ký kết hôn" is the marriage itself, not a copy of its certificate.
         qfull = math.sqrt(sum(w * w for w in weights.values())) or 1.0
-        scored = sorted(((score + EXACT_WEIGHT * self._exact(e, weights, qfull), e, share) for score, e, share in shortlist), reverse=True)
+        ranked = []
+        for score, e, share in shortlist:
+            alias_hit = self._alias_hit(e, weights)
+            final = score + EXACT_WEIGHT * self._exact(e, weights, qfull) + ALIAS_WEIGHT * alias_hit
+            ranked.append((final, e, share, alias_hit))
+        ranked.sort(reverse=True)
         content = {f: w for f, w in weights.items() if " " not in f and f not in GENERIC_WORDS}
         content_total = sum(content.values()) or 1.0
         return [
             Match(e, score, share, best_phrase[e],
-                  sum(w for f, w in content.items() if e not in self._entry_sets.get(f, ())) / content_total,
-                  self._alias_hit(e, weights))
-            for score, e, share in scored
+                  sum(w for f, w in content.items() if e not in self._entry_sets.get(f, ())) / content_total, alias_hit)
+            for score, e, share, alias_hit in ranked
         ]
 
     def _exact(self, entry_id: str, weights: dict[str, float], qnorm: float) -> float:

@@ -32,6 +32,8 @@ _TAG = re.compile(r"<[^>]{0,200}>")
 _URL = re.compile(r"(https?://|www\.)\S+", re.IGNORECASE)
 _MARKDOWN = re.compile(r"[*_`~#>|\[\]{}]")
 _WORD = re.compile(r"[^\W_]+(?:[./-][^\W_]+)*", re.UNICODE)
+_TOKEN = re.compile(r"[^\W_]+(?:[./-][^\W_]+)*|[,.;:!?…]", re.UNICODE)  # words and clause punctuation
+CLAUSE_MARKS = frozenset(",.;:!?…")
 _REPEAT = re.compile(r"([^\W\d_])\1{2,}\b", re.UNICODE)  # "khôngggg" -> "không"
 
 
@@ -56,6 +58,11 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
+def tokens(text: str) -> list[str]:
+    """Words and clause punctuation of cleaned text, in order."""
+    return _TOKEN.findall(text)
+
+
 def expand_at(tokens: list[str], index: int) -> str:
     """The standard form of tokens[index], read with its neighbours ("dk" is "được" or "đăng ký")."""
     token = tokens[index]
@@ -74,4 +81,4 @@ def expand_teencode(tokens: list[str]) -> list[str]:
 
 def normalize(text: str) -> str:
     """Cleaned text with teencode expanded, diacritics kept where the citizen typed them."""
-    return " ".join(expand_teencode(words(clean(text))))
+    return " ".join(expand_teencode(tokens(clean(text))))

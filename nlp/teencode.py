@@ -79,7 +79,8 @@ def _tam_chu(previous: str | None, following: str | None) -> str:
 
 _CLAUSE_END = {
     "không", "ko", "k", "kh", "khong", "hok", "khum", "hông", "chưa", "chua", "rồi", "r", "ạ", "a", "ah",
-    "nha", "nhé", "nhe", "vậy", "v", "z", "hả", "ha", "hem", "đâu", "dau", "chứ", "chu", "thì", "thi", "?",
+    "nha", "nhé", "nhe", "vậy", "v", "z", "hả", "ha", "hem", "đâu", "dau", "chứ", "chu", "thì", "thi",
+    "?", ",", ".", "!", ";", ":", "…",
 }
 _VERBS = {"làm", "lam", "nộp", "nop", "nhận", "nhan", "đổi", "doi", "cấp", "cap", "gửi", "gui"}
 

@@ -15,7 +15,7 @@ ANSWER_MARGIN = 0.015  # ... and this far ahead of the next one: answer
 # ... and the question must either contain most of one of the entry's names, or be very close to one
 # of its example phrasings: a look-alike procedure the knowledge base lacks does neither.
 ANSWER_MIN_ALIAS = 0.4
-ANSWER_MIN_PHRASE = 0.55
+ANSWER_MIN_PHRASE = 0.65
 UNEXPLAINED_PENALTY = 0.0  # words of the question the best entry never uses make it less sure
 CLARIFY_SCORE = 0.30  # below this nothing is close enough to offer: say we don't know
 CLARIFY_MIN_ALIAS = 0.4  # choices are offered only if the best one is at least partly named ...

@@ -43,7 +43,6 @@ def answer_lines(router: Router, lines: Iterable[str]) -> Iterator[str]:
         except (ValueError, KeyError, TypeError) as error:
             log.warning("line %d is not a question object: %s", number, error)
             yield json.dumps({"chat": None, "id": None, "aspect": None, "candidates": [],
-                              "answer": "Dòng này không đúng định dạng {\"chat\": ..., \"q\": ...}.", "error": str(error)},
-                             ensure_ascii=False)
+                              "answer": "Dòng này không đúng định dạng {\"chat\": ..., \"q\": ...}."}, ensure_ascii=False)
             continue
         yield json.dumps(answer_one(router, chat, question), ensure_ascii=False)

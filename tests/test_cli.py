@@ -85,13 +85,13 @@ def test_ask_jsonl_answers_each_line_in_order_with_the_contract_keys(cli_db, tmp
 
 
 def test_ask_one_question(cli_db, tmp_path):
-    done = run_bot(["--db", cli_db, "ask", "đăng ký kết hôn ở đâu"], tmp_path)
+    done = run_bot(["--db", cli_db, "ask", "làm thẻ căn cước lần đầu mất bao nhiêu tiền"], tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
     assert len(lines) == 1
     obj = json.loads(lines[0])
     check_contract_object(obj)
-    assert obj["id"] == "1.000894" and obj["aspect"] == "place"
+    assert obj["id"] == "1.014061" and obj["aspect"] == "fee"
 
 
 def test_eval_prints_the_figures(cli_db, tmp_path):
@@ -105,17 +105,17 @@ def test_db_option_after_the_command_as_the_contract_writes_it(cli_db):
     """../shared/eval/README.md: `python bot.py ask --jsonl` takes `--db URL`, so the checks may pass it there."""
     from bot import app
 
-    result = CliRunner().invoke(app, ["ask", "--jsonl", "--db", cli_db], input='{"chat": "x", "q": "đăng ký kết hôn ở đâu"}\n')
+    result = CliRunner().invoke(app, ["ask", "--jsonl", "--db", cli_db], input='{"chat": "x", "q": "dang ky khai sinh can giay to gi"}\n')
     assert result.exit_code == 0, result.output
     obj = json.loads(result.stdout.strip().splitlines()[-1])
-    assert obj["chat"] == "x" and obj["id"] == "1.000894"
+    assert obj["chat"] == "x" and obj["id"] == "1.001193"
 
 
 def test_a_malformed_line_gets_an_object_with_exactly_the_contract_keys(router):
-    lines = ['{"chat": "a", "q": "đăng ký kết hôn ở đâu"}', "not json", '{"chat": "b"}', '{"q": "no chat"}', '{"chat": "c", "q": 5}', "[]"]
+    lines = ['{"chat": "a", "q": "dang ky khai sinh can giay to gi"}', "not json", '{"chat": "b"}', '{"q": "no chat"}', '{"chat": "c", "q": 5}', "[]"]
     out = [json.loads(line) for line in answer_lines(router, lines)]
     assert len(out) == len(lines)
-    assert out[0]["id"] == "1.000894"
+    assert out[0]["id"] == "1.001193"
     for obj in out[1:]:
         assert set(obj) == CONTRACT_KEYS, f"keys {sorted(obj)}"
         assert obj["id"] is None and obj["aspect"] is None and obj["candidates"] == []

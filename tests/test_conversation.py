@@ -215,10 +215,11 @@ def test_a_bare_number_without_pending_choices_claims_nothing(router, number):
 
 # --------------------------------------------------------------------------- don't know
 
-OUT_OF_SCOPE = ["giá vàng hôm nay bao nhiêu", "cách nấu phở bò", "thời tiết hà nội ngày mai thế nào", "tỷ giá đô la hôm nay"]
+OUT_OF_SCOPE = ["giá vàng hôm nay bao nhiêu", "mua vé máy bay đi đà nẵng", "cách nấu phở bò",
+                "thời tiết hà nội ngày mai thế nào", "tỷ giá đô la hôm nay", "xem bóng đá ở đâu"]
 
 
-@pytest.mark.parametrize("question", OUT_OF_SCOPE, ids=fold)
+@pytest.mark.parametrize("question", OUT_OF_SCOPE, ids=lambda q: fold(q).replace(" ", "_"))
 def test_an_unrelated_question_claims_no_entry_and_points_to_browsing_and_contact(chat, question):
     reply = chat.ask(question)
     assert reply.entry_id is None, f"{question!r} was answered with {reply.entry_id}"
@@ -254,8 +255,29 @@ def test_follow_ups_refer_to_the_last_entry(chat):
 def test_a_new_procedure_after_a_follow_up_changes_the_subject(chat):
     chat.ask("làm lại thẻ căn cước bị mất")
     assert chat.ask("mất bao lâu").entry_id == "1.014064"
-    changed = chat.ask("còn làm hộ chiếu thì mất bao lâu")
-    assert changed.entry_id == "1.001456" and changed.aspects[0] == "duration"
+    changed = chat.ask("còn làm hộ chiếu thì cần giấy tờ gì")
+    assert changed.entry_id == "1.001456" and changed.aspects[0] == "documents"
+
+
+def test_a_new_procedure_named_outright_changes_the_subject(chat):
+    chat.ask("đăng ký kết hôn cần giấy tờ gì")
+    changed = chat.ask("thế còn đăng ký khai tử thì nộp ở đâu")
+    assert changed.entry_id == "1.000656" and changed.aspects[0] == "place"
+
+
+def test_mat_bao_lau_is_a_duration_not_a_loss(chat):
+    reply = chat.ask("làm hộ chiếu thì mất bao lâu")
+    assert reply.entry_id == "1.001456" and reply.aspects[0] == "duration"
+
+
+def test_an_unrelated_question_after_an_answer_or_a_clarification_is_not_taken_as_a_follow_up(router):
+    answered = Chat(router, "after-answer")
+    answered.ask("đăng ký kết hôn cần giấy tờ gì")
+    assert answered.ask("cách nấu phở bò").entry_id is None
+    question, _ = _first_clarifying(router)
+    clarified = Chat(router, "after-clarify")
+    clarified.ask(question)
+    assert clarified.ask("cách nấu phở bò").entry_id is None
 
 
 def test_chats_do_not_share_their_subject(router):
@@ -416,3 +438,40 @@ def test_a_stale_or_unknown_button_gets_a_polite_reply(chat, data):
 def test_feedback_buttons_thank_the_user(chat):
     assert "Cảm ơn" in chat.press("fb:1.014061:up")[0].text
     assert "góp ý" in chat.press("fb:1.014061:down")[0].text
+
+
+# --------------------------------------------------------------------------- console channel
+
+def test_the_console_chat_answers_until_thoat(router, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from channels.console import run_console
+
+    typed = iter(["dang ky khai sinh can giay to gi", "", "😀", "/thoat", "never read"])
+    monkeypatch.setattr("builtins.input", lambda *args: next(typed))
+    out = io.StringIO()
+    run_console(router, Console(file=out, width=120, color_system=None))
+    shown = out.getvalue()
+    assert "Xin chào" in shown, "the console opens with the welcome"
+    assert "Giấy chứng sinh" in shown
+    assert "Bạn chưa nhập câu hỏi" in shown
+    assert shown.rstrip().endswith("Tạm biệt!")
+    assert next(typed) == "never read", "/thoat ends the chat"
+
+
+def test_the_console_chat_ends_at_end_of_input(router, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from channels.console import run_console
+
+    def eof(*args):
+        raise EOFError
+
+    monkeypatch.setattr("builtins.input", eof)
+    out = io.StringIO()
+    run_console(router, Console(file=out, width=120, color_system=None))
+    assert "Tạm biệt!" in out.getvalue()

@@ -116,7 +116,7 @@ def test_the_aspect_asked_is_detected_first(aspect, question):
 
 @pytest.mark.parametrize("question", ["đăng ký kết hôn", "dang ky ket hon", "thủ tục làm hộ chiếu", "ly lich tu phap"])
 def test_a_question_naming_only_the_procedure_asks_for_the_overview(question, index):
-    assert aspects_of(question) == []
+    assert aspects_of(question) in ([], [Aspect.OVERVIEW])
     result = understand(question, index)
     if result.outcome == Outcome.ANSWER:
         assert result.aspects == (Aspect.OVERVIEW,)
