@@ -65,7 +65,7 @@ def clarify(context: Context, chat_key: str, entry_ids: list[str], aspects: tupl
         lines.append(f"{number}. {display_name(entry)}")
         aspect = aspects[0].value if aspects else Aspect.OVERVIEW.value
         buttons.append([Button(f"{number}. {display_name(entry)}"[:60], f"a:{entry.id}:{aspect}")])
-    lines.append("Nếu không có mục nào đúng, bạn thử hỏi lại bằng cách khác, hoặc gõ /thutuc để xem danh sách thủ tục.")
+    lines.append("Nếu không có mục nào đúng, bạn thử hỏi lại bằng cách khác, gõ /thutuc để xem danh sách thủ tục hoặc /lienhe để hỏi cán bộ.")
     return Reply("\n".join(lines), buttons, candidates=tuple(entry_ids), numbered=True)
 
 

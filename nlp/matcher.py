@@ -25,6 +25,7 @@ TYPO_FACTOR = 0.8
 ASPECT_FACTOR = 0.3
 OTHER_FORM_FACTOR = 0.6  # "vàng" typed with its marks only faintly matches the index's "vắng"
 EXACT_WEIGHT = 0.05
+CONTENDER_GAP = 0.15
 ALIAS_WEIGHT = 0.1  # the entry the question names outright ranks above one whose examples merely resemble it  # a tie-breaker only: full-feature closeness to the entry's nearest phrasing
 COVER_MIN_WEIGHT = 0.25  # lighter features are in nearly every entry: they move every cover alike
 COVER_WEIGHT = 0.4
@@ -274,9 +275,12 @@ class KnowledgeIndex:
         # "đăng ký kết hôn" is the marriage itself, not a copy of its certificate.
         qfull = math.sqrt(sum(w * w for w in weights.values())) or 1.0
         ranked = []
+        top = shortlist[0][0] if shortlist else 0.0
         for score, e, share in shortlist:
             alias_hit = self._alias_hit(e, weights)
-            final = score + EXACT_WEIGHT * self._exact(e, weights, qfull) + ALIAS_WEIGHT * alias_hit
+            final = score + ALIAS_WEIGHT * alias_hit
+            if top - score < CONTENDER_GAP:  # the tie-break is only worth its cost among contenders
+                final += EXACT_WEIGHT * self._exact(e, weights, qfull)
             ranked.append((final, e, share, alias_hit))
         ranked.sort(reverse=True)
         content = {f: w for f, w in weights.items() if " " not in f and f not in GENERIC_WORDS}
@@ -289,16 +293,18 @@ class KnowledgeIndex:
 
     def _exact(self, entry_id: str, weights: dict[str, float], qnorm: float) -> float:
         best = 0.0
+        keys = weights.keys()
         for feats, norm in self._full_phrases.get(entry_id, ()):
-            dot = sum(w * self.weight[f] for f, w in weights.items() if f in feats)
+            dot = sum(weights[f] * self.weight[f] for f in feats & keys)
             if dot > best * norm * qnorm:
                 best = dot / (norm * qnorm)
         return best
 
     def _alias_hit(self, entry_id: str, weights: dict[str, float]) -> float:
         best = 0.0
+        keys = weights.keys()
         for feats, total in self._alias_feats.get(entry_id, ()):
-            hit = sum(self.weight[f] for f in feats if f in weights) / total
+            hit = sum(self.weight[f] for f in feats & keys) / total
             if hit > best:
                 best = hit
         return best
