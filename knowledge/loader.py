@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from knowledge import repository
+from knowledge.editing import bump_version
 from knowledge.db import make_engine, migrate, session_factory
 from knowledge.starter import read_starter, starter_digest
 
@@ -31,6 +32,8 @@ def seed_starter(session: Session) -> int:
             session.add(repository.to_row(entry, source="starter"))
             added += 1
     repository.set_meta(session, STARTER_KEY, digest)
+    if added:
+        bump_version(session)
     return added
 
 

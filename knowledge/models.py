@@ -121,3 +121,46 @@ class MetaRow(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class RevisionRow(Base):
+    """One change to one entry: who, when, from where, and the entry before and after (as YAML-ready dicts)."""
+
+    __tablename__ = "revisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # create | update | delete | revert
+    actor: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(256))  # cli | chat | file:<name>
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    before: Mapped[dict | None] = mapped_column(JSON)
+    after: Mapped[dict | None] = mapped_column(JSON)
+    reverted_by: Mapped[int | None] = mapped_column(Integer)
+
+
+class StaffRow(Base):
+    """A staff member of the office, by platform and user id, with a role."""
+
+    __tablename__ = "staff"
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))  # admin | editor | broadcaster
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class UnansweredRow(Base):
+    """A question the bot could not answer well, kept (once, with a count) for staff to review."""
+
+    __tablename__ = "unanswered"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(512), unique=True)  # folded, normalised question
+    text: Mapped[str] = mapped_column(Text)  # as a citizen first typed it
+    reason: Mapped[str] = mapped_column(String(16))  # unknown | clarify | low | thumbs_down
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    best_guess: Mapped[str | None] = mapped_column(String(64))
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    resolved_entry_id: Mapped[str | None] = mapped_column(String(64))

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session, selectinload
 from knowledge.models import DocumentRow, DurationRow, EntryRow, EquivalentRow, FeeRow, MetaRow, PhraseRow, PlaceRow
 from knowledge.schema import Document, Duration, Entry, Fee, Online, Place, Postal
 
-_LOAD_ALL = (
+LOAD_ALL = (
     selectinload(EntryRow.documents),
     selectinload(EntryRow.fees),
     selectinload(EntryRow.durations),
@@ -20,12 +20,12 @@ _LOAD_ALL = (
 
 def load_entries(session: Session) -> list[Entry]:
     """Every entry with every fact, in id order."""
-    rows = session.scalars(select(EntryRow).options(*_LOAD_ALL).order_by(EntryRow.id)).all()
+    rows = session.scalars(select(EntryRow).options(*LOAD_ALL).order_by(EntryRow.id)).all()
     return [to_entry(row) for row in rows]
 
 
 def get_entry(session: Session, entry_id: str) -> Entry | None:
-    row = session.get(EntryRow, entry_id, options=_LOAD_ALL)
+    row = session.get(EntryRow, entry_id, options=LOAD_ALL)
     return to_entry(row) if row is not None else None
 
 

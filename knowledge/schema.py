@@ -116,6 +116,13 @@ class Entry(_Strict):
     notes: list[str] = Field(default_factory=list)
 
 
+    @field_validator("equivalents")
+    @classmethod
+    def _equivalents_as_a_set(cls, value: list[str]) -> list[str]:
+        # Stored as a set: keep them sorted and unique so a round trip compares equal.
+        return sorted(set(value))
+
+
 class EntryFile(BaseModel):
     entries: list[Entry]
 

@@ -1,0 +1,194 @@
+"""Changing the knowledge base: every change is planned, applied in one transaction, recorded as a
+revision (who, when, from where, before and after) and bumps the version running bots reload on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from knowledge import repository
+from knowledge.models import EntryRow, RevisionRow
+from knowledge.schema import Entry
+
+VERSION_KEY = "kb_version"
+CURATED_SOURCES = frozenset({"starter", "staff"})
+
+
+class EditError(Exception):
+    """A change that cannot be made; the message is for staff, in plain words."""
+
+
+@dataclass
+class Change:
+    entry_id: str
+    action: str  # create | update | unchanged | skipped
+    fields: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ChangeSummary:
+    changes: list[Change] = field(default_factory=list)
+
+    def ids(self, action: str) -> list[str]:
+        return [c.entry_id for c in self.changes if c.action == action]
+
+    @property
+    def created(self) -> list[str]:
+        return self.ids("create")
+
+    @property
+    def updated(self) -> list[str]:
+        return self.ids("update")
+
+    @property
+    def unchanged(self) -> list[str]:
+        return self.ids("unchanged")
+
+    @property
+    def skipped(self) -> list[str]:
+        return self.ids("skipped")
+
+    def describe(self) -> str:
+        """A short Vietnamese summary for staff ("2 mục mới, 1 mục sửa: 1.001193 (fees)")."""
+        parts = [f"{len(self.created)} mục mới", f"{len(self.updated)} mục sửa", f"{len(self.unchanged)} mục không đổi"]
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} mục giữ bản do cán bộ biên soạn")
+        lines = [", ".join(parts) + "."]
+        lines += [f"• {c.entry_id}: sửa {', '.join(c.fields)}" for c in self.changes if c.action == "update"][:20]
+        return "\n".join(lines)
+
+
+def entry_dict(entry: Entry) -> dict:
+    return entry.model_dump(mode="json")
+
+
+def changed_fields(before: Entry, after: Entry) -> list[str]:
+    old, new = entry_dict(before), entry_dict(after)
+    return [name for name in new if old.get(name) != new.get(name)]
+
+
+def current_version(session: Session) -> int:
+    return int(repository.get_meta(session, VERSION_KEY) or 0)
+
+
+def bump_version(session: Session) -> int:
+    version = current_version(session) + 1
+    repository.set_meta(session, VERSION_KEY, str(version))
+    return version
+
+
+def _load_rows(session: Session, ids: list[str]) -> dict[str, EntryRow]:
+    rows = session.scalars(select(EntryRow).where(EntryRow.id.in_(ids)).options(*repository.LOAD_ALL)).all() if ids else []
+    return {row.id: row for row in rows}
+
+
+def plan(session: Session, entries: list[Entry], keep_curated: bool = False) -> ChangeSummary:
+    """What importing `entries` would change, without changing anything."""
+    summary = ChangeSummary()
+    rows = {}
+    ids = [e.id for e in entries]
+    for start in range(0, len(ids), 500):
+        rows.update(_load_rows(session, ids[start:start + 500]))
+    for entry in entries:
+        row = rows.get(entry.id)
+        if row is None:
+            summary.changes.append(Change(entry.id, "create"))
+            continue
+        if keep_curated and row.source in CURATED_SOURCES:
+            summary.changes.append(Change(entry.id, "skipped"))
+            continue
+        fields = changed_fields(repository.to_entry(row), entry)
+        summary.changes.append(Change(entry.id, "update" if fields else "unchanged", fields))
+    return summary
+
+
+def apply(session: Session, entries: list[Entry], actor: str, source: str, *, origin: str = "staff",
+          keep_curated: bool = False) -> ChangeSummary:
+    """Write `entries` (create or update), one revision per real change; the caller commits.
+
+    `origin` is stored with each entry (starter / staff / dvcqg); with `keep_curated`, entries that
+    staff or the starter data wrote are left alone (a catalogue import must not undo their work).
+    """
+    summary = plan(session, entries, keep_curated)
+    by_id = {e.id: e for e in entries}
+    touched = [c for c in summary.changes if c.action in ("create", "update")]
+    rows = _load_rows(session, [c.entry_id for c in touched if c.action == "update"])
+    for change in touched:
+        entry = by_id[change.entry_id]
+        if change.action == "create":
+            session.add(repository.to_row(entry, source=origin))
+            before = None
+        else:
+            row = rows[change.entry_id]
+            before = entry_dict(repository.to_entry(row))
+            repository.apply_entry(row, entry)
+            row.source = origin
+        session.add(RevisionRow(entry_id=entry.id, action=change.action, actor=actor, source=source,
+                                before=before, after=entry_dict(entry)))
+    if touched:
+        session.flush()
+        bump_version(session)
+    return summary
+
+
+def add_phrase(session: Session, entry_id: str, phrase: str, actor: str, source: str, kind: str = "alias") -> RevisionRow:
+    """Attach a citizen's phrasing to an entry as an alias (or example), recorded as a revision."""
+    phrase = " ".join(phrase.split())
+    if not phrase:
+        raise EditError("Cụm từ trống.")
+    row = session.get(EntryRow, entry_id, options=repository.LOAD_ALL)
+    if row is None:
+        raise EditError(f"Không có mục {entry_id}.")
+    before = repository.to_entry(row)
+    existing = before.aliases if kind == "alias" else before.examples
+    if phrase.casefold() in (p.casefold() for p in existing):
+        raise EditError(f"Mục {entry_id} đã có cụm từ này.")
+    update = {"aliases": [*before.aliases, phrase]} if kind == "alias" else {"examples": [*before.examples, phrase]}
+    after = before.model_copy(update=update)
+    repository.apply_entry(row, after)
+    revision = RevisionRow(entry_id=entry_id, action="update", actor=actor, source=source,
+                           before=entry_dict(before), after=entry_dict(after))
+    session.add(revision)
+    session.flush()
+    bump_version(session)
+    return revision
+
+
+def history(session: Session, entry_id: str) -> list[RevisionRow]:
+    return list(session.scalars(select(RevisionRow).where(RevisionRow.entry_id == entry_id).order_by(RevisionRow.id)))
+
+
+def revert(session: Session, revision_id: int, actor: str, source: str, force: bool = False) -> RevisionRow:
+    """Undo one revision. Refuses when the entry changed since (unless forced) or it was undone already."""
+    revision = session.get(RevisionRow, revision_id)
+    if revision is None:
+        raise EditError(f"Không có thay đổi số {revision_id}.")
+    if revision.reverted_by is not None:
+        raise EditError(f"Thay đổi số {revision_id} đã được hoàn tác (bởi thay đổi số {revision.reverted_by}).")
+    row = session.get(EntryRow, revision.entry_id, options=repository.LOAD_ALL)
+    now = entry_dict(repository.to_entry(row)) if row is not None else None
+    if not force and now != revision.after:
+        raise EditError(
+            f"Mục {revision.entry_id} đã được sửa tiếp sau thay đổi số {revision_id}; hoàn tác sẽ làm mất các sửa đổi đó. "
+            "Xem `kb history` và hoàn tác các thay đổi mới hơn trước (hoặc dùng --force)."
+        )
+    target = revision.before
+    if target is None:
+        if row is not None:
+            session.delete(row)
+        action = "delete"
+    elif row is None:
+        session.add(repository.to_row(Entry.model_validate(target), source="staff"))
+        action = "create"
+    else:
+        repository.apply_entry(row, Entry.model_validate(target))
+        action = "update"
+    undo = RevisionRow(entry_id=revision.entry_id, action=action, actor=actor, source=f"{source} (hoàn tác #{revision_id})",
+                       before=now, after=target)
+    session.add(undo)
+    session.flush()
+    revision.reverted_by = undo.id
+    bump_version(session)
+    return undo
