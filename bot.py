@@ -14,8 +14,11 @@ from typing import Annotated
 import typer
 
 from config import SHARED_DIR, Settings, get_settings
+from knowledge.cli import kb_app, staff_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, help=__doc__)
+app.add_typer(kb_app, name="kb")
+app.add_typer(staff_app, name="staff")
 DEFAULT_EVAL = SHARED_DIR / "eval" / "dev.jsonl"
 
 

@@ -297,8 +297,8 @@ def _read_rows(name: str, sheet: str | None, rows: Iterable[tuple[int, dict[str,
     for item in rows:
         if isinstance(item, Problem):
             problems.append(item)
-            if item.row in (None, 1):
-                break  # a broken header or file: the rows below cannot be read meaningfully
+            if item.row is None or item.column is None and item.row == 1:
+                break  # no readable file or header: the rows below cannot be read meaningfully
             continue
         number, row = item
         entry, row_problems = _row_to_entry(name, sheet, number, row)
@@ -325,6 +325,8 @@ def _row_to_entry(name: str, sheet: str | None, number: int, row: dict[str, str]
         return None, problems
     data: dict[str, object] = {"online": {}, "postal": {}}
     for column, cell in row.items():
+        if column not in COLUMNS:
+            continue  # reported once for the header
         cell = (cell or "").strip()
         if column in LIST_COLUMNS and column != "online_portals":
             data[column] = _lines(cell)
