@@ -31,14 +31,20 @@ def _settings(ctx: typer.Context, db: str | None = None) -> Settings:
     return settings.model_copy(update={"database_url": db}) if db else settings
 
 
-def build_router(settings: Settings):
-    """Open the knowledge base named by the settings and wire every feature onto it."""
+def build_router(settings: Settings, live: bool = False):
+    """Open the knowledge base named by the settings and wire every feature onto it.
+
+    A live router (the chat) follows changes to the knowledge base made by imports, reverts or staff
+    in chat, from this process or another; one-shot commands read it once.
+    """
     from handlers import build_router as wire
-    from knowledge.catalog import Catalog
+    from knowledge.catalog import Catalog, LiveCatalog
+    from knowledge.db import session_factory
     from knowledge.loader import open_knowledge_base
 
     engine = open_knowledge_base(settings.database_url)
-    return wire(Catalog.load(engine), settings)
+    source = LiveCatalog(engine, settings.reload_seconds).start() if live else Catalog.load(engine)
+    return wire(source, settings, session_factory(engine))
 
 
 @app.callback(invoke_without_command=True)
@@ -63,7 +69,7 @@ def chat(ctx: typer.Context, db: DbOption = None) -> None:
     """Interactive console chat on the configured knowledge base."""
     from channels.console import run_console
 
-    run_console(build_router(_settings(ctx, db)))
+    run_console(build_router(_settings(ctx, db), live=True))
 
 
 @app.command()
@@ -101,7 +107,7 @@ def evaluate(
     if not file.exists():
         typer.echo(f"File not found: {file}", err=True)
         raise typer.Exit(2)
-    report = run_eval(build_router(_settings(ctx, db)), file)
+    report = run_eval(build_router(_settings(ctx, db).model_copy(update={"record_questions": False})), file)
     print_report(report, show_errors=show_errors)
 
 

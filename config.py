@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     office_hours: str | None = None
     office_level: str = "Cấp xã"
 
+    record_questions: bool = True  # keep unanswered questions for staff (off for evaluation and benchmarks)
+    reload_seconds: float = 1.0  # how often a running bot checks whether the knowledge base changed
+
     log_level: str = "WARNING"
 
     @property

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from config import Settings
-from handlers import ask, general
-from handlers.core import Context, Router
-from knowledge.catalog import Catalog
+from handlers import ask, general, staff
+from handlers.core import CatalogSource, Context, Router
+from knowledge.catalog import Catalog, FixedCatalog
 
 
-def build_router(catalog: Catalog, settings: Settings) -> Router:
-    """The conversation core with every feature registered."""
-    router = Router(Context(catalog=catalog, settings=settings))
+def build_router(catalog: Catalog | CatalogSource, settings: Settings, db: sessionmaker[Session] | None = None) -> Router:
+    """The conversation core with every feature registered.
+
+    `catalog` is a fixed Catalog or a live source (knowledge.catalog.LiveCatalog); `db` lets the
+    features that keep data (unanswered questions, staff work) reach the database.
+    """
+    source = FixedCatalog(catalog) if isinstance(catalog, Catalog) else catalog
+    router = Router(Context(source=source, settings=settings, db=db))
     general.register(router)
+    staff.register(router)
     ask.register(router)
     return router

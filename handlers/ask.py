@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 from handlers.answers import aspect_buttons_data, display_name, write_answer
 from handlers.core import Context, Router
 from handlers.messages import Button, Incoming, Reply
 from handlers.smalltalk import EMPTY_REPLY, NO_WORDS_REPLY, small_talk_reply
+from knowledge import unanswered
 from nlp import Outcome, understand
 from nlp.aspects import Aspect
 
 _ASPECT_BUTTONS_PER_ROW = 2
+log = logging.getLogger(__name__)
 
 
 def answer_text(incoming: Incoming, context: Context) -> list[Reply]:
@@ -19,6 +23,10 @@ def answer_text(incoming: Incoming, context: Context) -> list[Reply]:
     # the first choice offered is then the best guess at what they meant.
     subject = state.last_entry_id or (state.choices[0] if state.choices else None)
     result = understand(incoming.text, context.catalog.index, subject)
+    state.last_question = incoming.text
+    if result.outcome in (Outcome.UNKNOWN, Outcome.CLARIFY) or result.outcome == Outcome.ANSWER and _unsure(result):
+        reason = {Outcome.UNKNOWN: "unknown", Outcome.CLARIFY: "clarify"}.get(result.outcome, "low")
+        note_unanswered(context, incoming.text, reason, result.candidate_ids[0] if result.candidate_ids else None)
     if result.outcome == Outcome.EMPTY:
         return [Reply(EMPTY_REPLY if not incoming.text.strip() else NO_WORDS_REPLY)]
     if result.outcome == Outcome.SMALL_TALK:
@@ -30,6 +38,24 @@ def answer_text(incoming: Incoming, context: Context) -> list[Reply]:
     if result.outcome == Outcome.CLARIFY:
         return [clarify(context, incoming.chat_key, result.candidate_ids[:3], result.aspects)]
     return [dont_know(context, result.candidate_ids)]
+
+
+LOW_CONFIDENCE = 0.55  # answers scored below this are kept for staff to check
+
+
+def _unsure(result) -> bool:
+    return not result.follow_up and bool(result.candidates) and result.candidates[0].score < LOW_CONFIDENCE
+
+
+def note_unanswered(context: Context, text: str, reason: str, best_guess: str | None) -> None:
+    """Keep a question staff should teach the bot; never lets a database problem reach the citizen."""
+    if context.db is None or not context.settings.record_questions:
+        return
+    try:
+        with context.db.begin() as session:
+            unanswered.record(session, text, reason, best_guess)
+    except Exception:  # noqa: BLE001 - the answer matters more than the statistics
+        log.exception("could not record an unanswered question")
 
 
 def answer_entry(context: Context, chat_key: str, entry_id: str, aspects: tuple[Aspect, ...]) -> Reply:
@@ -96,6 +122,9 @@ def feedback_button(incoming: Incoming, context: Context) -> list[Reply]:
     """👍 / 👎 under an answer."""
     parts = (incoming.button or "").split(":")
     if len(parts) == 3 and parts[2] == "down":
+        question = context.states.get(incoming.chat_key).last_question
+        if question:
+            note_unanswered(context, question, "thumbs_down", parts[1])
         return [Reply("Cảm ơn bạn đã góp ý. Tôi sẽ ghi nhận để cán bộ bổ sung. Bạn có thể hỏi lại bằng cách khác, hoặc gõ /lienhe để hỏi trực tiếp cán bộ.")]
     return [Reply("Cảm ơn bạn! Rất vui vì đã giúp được bạn.")]
 

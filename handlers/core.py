@@ -6,11 +6,16 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
 from handlers.messages import Incoming, Reply
 from handlers.state import ChatStates
 from knowledge.catalog import Catalog
+from knowledge.staff import Role
+from knowledge.staff import role_of as staff_role
 
 log = logging.getLogger(__name__)
 
@@ -18,17 +23,28 @@ Handler = Callable[[Incoming, "Context"], list[Reply]]
 
 _NUMBER = re.compile(r"^\s*(?:số\s*|so\s*)?([1-9][0-9]?)\s*[.)!]?\s*$", re.IGNORECASE)
 
+ONLY_TEXT = "Xin lỗi, tôi chỉ đọc được câu hỏi bằng chữ. Bạn vui lòng gõ câu hỏi nhé."
 SORRY = "Xin lỗi, hệ thống đang gặp trục trặc. Bạn vui lòng thử lại sau ít phút hoặc gõ /lienhe để liên hệ Bộ phận Một cửa."
+
+
+class CatalogSource(Protocol):
+    current: Catalog
 
 
 @dataclass
 class Context:
-    """What handlers may use: the current knowledge base, chat memory and settings."""
+    """What handlers may use: the current knowledge base, chat memory, settings and the database."""
 
-    catalog: Catalog
+    source: CatalogSource
     settings: Settings
+    db: sessionmaker[Session] | None = None
     states: ChatStates = field(default_factory=ChatStates)
     router: Router | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        """The knowledge base as of now (a live source swaps in a new one after each change)."""
+        return self.source.current
 
 
 @dataclass(frozen=True)
@@ -36,7 +52,11 @@ class Command:
     name: str
     handler: Handler
     help: str
-    staff_only: bool = False
+    roles: frozenset[Role] = frozenset()  # empty: everyone; otherwise only staff with one of these roles
+
+    @property
+    def staff_only(self) -> bool:
+        return bool(self.roles)
 
 
 class Router:
@@ -46,14 +66,38 @@ class Router:
         self.context = context
         context.router = self
         self.commands: dict[str, Command] = {}
-        self.buttons: dict[str, Handler] = {}
+        self.buttons: dict[str, tuple[Handler, frozenset[Role]]] = {}
         self.text_handler: Handler | None = None
+        self.file_handler: Handler | None = None
 
-    def command(self, name: str, handler: Handler, help: str | None = None) -> None:
-        self.commands[name] = Command(name, handler, help if help is not None else (handler.__doc__ or "").strip())
+    def command(self, name: str, handler: Handler, help: str | None = None, roles: frozenset[Role] = frozenset()) -> None:
+        self.commands[name] = Command(name, handler, help if help is not None else (handler.__doc__ or "").strip(), roles)
 
-    def button(self, prefix: str, handler: Handler) -> None:
-        self.buttons[prefix] = handler
+    def button(self, prefix: str, handler: Handler, roles: frozenset[Role] = frozenset()) -> None:
+        self.buttons[prefix] = (handler, roles)
+
+    def file(self, handler: Handler) -> None:
+        self.file_handler = handler
+
+    def role_of(self, incoming: Incoming) -> Role | None:
+        """The sender's staff role, if any (looked up in the database on every staff action)."""
+        if self.context.db is None:
+            return None
+        try:
+            with self.context.db() as session:
+                return staff_role(session, incoming.channel, incoming.user_id)
+        except Exception:  # noqa: BLE001 - a database hiccup must not open staff commands to anyone
+            log.exception("staff lookup failed")
+            return None
+
+    def allowed(self, incoming: Incoming, roles: frozenset[Role]) -> bool:
+        if not roles:
+            return True
+        role = self.role_of(incoming)
+        if role is None or role not in roles:
+            log.warning("refused %s to %s:%s", sorted(roles), incoming.channel, incoming.user_id)
+            return False
+        return True
 
     def text(self, handler: Handler) -> None:
         self.text_handler = handler
@@ -75,10 +119,12 @@ class Router:
                 incoming = replace(incoming, button=numbered[number - 1])
         if incoming.button:
             prefix = incoming.button.split(":", 1)[0]
-            handler = self.buttons.get(prefix)
-            if handler is None:
+            handler, roles = self.buttons.get(prefix, (None, frozenset()))
+            if handler is None or not self.allowed(incoming, roles):
                 return [Reply("Nút này đã cũ. Bạn vui lòng gõ lại câu hỏi nhé.")]
             replies = handler(incoming, self.context)
+        elif incoming.file is not None:
+            replies = self.file_handler(incoming, self.context) if self.file_handler else [Reply(ONLY_TEXT)]
         else:
             replies = self._dispatch_text(incoming)
         self._remember_numbered(incoming, replies)
@@ -89,7 +135,8 @@ class Router:
         if text.startswith("/"):
             name = text[1:].split(maxsplit=1)[0].split("@", 1)[0].lower() if len(text) > 1 else ""
             command = self.commands.get(name)
-            if command is None:
+            # A citizen is never shown staff commands: to them one is just an unknown command.
+            if command is None or not self.allowed(incoming, command.roles):
                 return [Reply("Tôi chưa hiểu lệnh này. Gõ /help để xem các lệnh, hoặc cứ đặt câu hỏi bằng lời nhé.")]
             return command.handler(incoming, self.context)
         if self.text_handler is None:

@@ -31,6 +31,11 @@ def help_command(incoming: Incoming, context: Context) -> list[Reply]:
     """Hướng dẫn sử dụng và danh sách lệnh."""
     lines = ["Bạn có thể đặt câu hỏi bằng lời thường. Các lệnh:"]
     lines += [f"/{c.name} – {c.help}" for c in context.router.commands.values() if not c.staff_only]
+    role = context.router.role_of(incoming) if any(c.staff_only for c in context.router.commands.values()) else None
+    if role is not None:
+        lines.append("\nLệnh dành cho cán bộ:")
+        lines += [f"/{c.name} – {c.help}" for c in context.router.commands.values() if c.staff_only and role in c.roles]
+        lines.append("Gửi tệp .xlsx, .csv hoặc .yaml để nhập dữ liệu (kiểm tra trước, xác nhận rồi mới ghi).")
     return [Reply("\n".join(lines))]
 
 

@@ -14,14 +14,23 @@ class Button:
 
 
 @dataclass(frozen=True)
+class IncomingFile:
+    """A document the user sent (staff send spreadsheets to import)."""
+
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class Incoming:
-    """One thing a user sent: text, or a button press (`button` holds the button's data)."""
+    """One thing a user sent: text, a button press (`button` holds the button's data) or a file."""
 
     channel: str
     chat_id: str
     user_id: str
     text: str = ""
     button: str | None = None
+    file: IncomingFile | None = None
 
     @property
     def chat_key(self) -> str:

@@ -13,6 +13,8 @@ class ChatState:
     last_entry_id: str | None = None
     choices: list[str] = field(default_factory=list)  # entry ids offered by the last clarifying question
     numbered: list[str] = field(default_factory=list)  # button data of the last numbered list: "2" presses the 2nd
+    last_question: str | None = None  # the question the last answer was for (a 👎 refers to it)
+    pending_import: str | None = None  # a staff file validated and waiting for "Nhập" or "Hủy"
 
 
 class ChatStates:

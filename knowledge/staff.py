@@ -17,8 +17,8 @@ class Role(StrEnum):
 
 
 # What each role may do; admin may do everything.
-CAN_EDIT = {Role.ADMIN, Role.EDITOR}
-CAN_BROADCAST = {Role.ADMIN, Role.BROADCASTER}
+CAN_EDIT = frozenset({Role.ADMIN, Role.EDITOR})
+CAN_BROADCAST = frozenset({Role.ADMIN, Role.BROADCASTER})
 
 
 def parse_member(text: str) -> tuple[str, str]:

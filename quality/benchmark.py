@@ -49,7 +49,7 @@ def run_bench(settings: Settings, path: Path, passes: int = 5) -> BenchResult:
     start = time.perf_counter()
     catalog = Catalog.load(engine)
     build_seconds = time.perf_counter() - start
-    router = build_router(catalog, settings)
+    router = build_router(catalog, settings.model_copy(update={"record_questions": False}))
     questions = _questions(path)
     for q in questions:  # warm up: imports, regexes, the tokenizer's model
         word_tokenize(q)
