@@ -43,7 +43,10 @@ def build_router(settings: Settings, live: bool = False):
     from knowledge.loader import open_knowledge_base
 
     engine = open_knowledge_base(settings.database_url)
-    source = LiveCatalog(engine, settings.reload_seconds).start() if live else Catalog.load(engine)
+    if live:
+        source = LiveCatalog(engine, settings.reload_seconds, settings.office_level).start()
+    else:
+        source = Catalog.load(engine, settings.office_level)
     return wire(source, settings, session_factory(engine))
 
 
@@ -116,6 +119,7 @@ def bench(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="Questions to time (JSON lines with q)")] = DEFAULT_EVAL,
     repeat: Annotated[int, typer.Option(help="Timed passes over the questions", min=1)] = 5,
+    scale: Annotated[bool, typer.Option("--scale", help="Also measure 53, ~2,700 and 10,000 entries (starter + national catalogue + synthetic)")] = False,
     db: DbOption = None,
 ) -> None:
     """Time per question (median, p95, p99), questions/s, index build time, peak memory, ratio to the tokenizer."""
@@ -124,7 +128,12 @@ def bench(
     if not file.exists():
         typer.echo(f"File not found: {file}", err=True)
         raise typer.Exit(2)
-    print_bench(run_bench(_settings(ctx, db), file, repeat))
+    settings = _settings(ctx, db)
+    print_bench(run_bench(settings, file, repeat))
+    if scale:
+        from quality.benchmark import print_scale, run_scale
+
+        print_scale(run_scale(file, settings.national_catalogue))
 
 
 if __name__ == "__main__":

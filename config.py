@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     office_hours: str | None = None
     office_level: str = "Cấp xã"
 
+    # The national procedure catalogue, for `bot.py bench --scale` (import it with `bot.py kb import`).
+    national_catalogue: Path | None = SHARED_DIR / "data" / "dvcqg" / "procedures_all_ministries.jsonl.gz"
     record_questions: bool = True  # keep unanswered questions for staff (off for evaluation and benchmarks)
     reload_seconds: float = 1.0  # how often a running bot checks whether the knowledge base changed
 

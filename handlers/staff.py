@@ -95,7 +95,7 @@ def look_up(incoming: Incoming, context: Context) -> list[Reply]:
     query = command_argument(incoming)
     if not query:
         return [Reply("Cách dùng: /muc <mã mục> hoặc /muc <từ khóa>.")]
-    entry = context.catalog.get(query)
+    entry = context.catalog.entries.get(query) or context.catalog.get(query)
     if entry is None:
         from nlp import understand
 

@@ -24,19 +24,52 @@ def entry_text(entry: Entry) -> EntryText:
     return EntryText(entry.id, entry.name, phrases, tuple(entry.equivalents), aliases)
 
 
+DEFAULT_LEVEL = "Cấp xã"
+
+
+def representatives(entries: dict[str, Entry], office_level: str) -> dict[str, str]:
+    """For each group of equivalent entries (the same procedure at several levels), the one to
+    answer with: the variant of the office's own level, else the richest (curated) one."""
+    parent = {entry_id: entry_id for entry_id in entries}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for entry in entries.values():
+        for other in entry.equivalents:
+            if other in entries:
+                parent[find(other)] = find(entry.id)
+    groups: dict[str, list[str]] = defaultdict(list)
+    for entry_id in entries:
+        groups[find(entry_id)].append(entry_id)
+    level = office_level.casefold()
+    chosen: dict[str, str] = {}
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        best = max(members, key=lambda i: (level in (entries[i].level or "").casefold(),
+                                           len(entries[i].examples) + len(entries[i].aliases), i))
+        chosen.update({member: best for member in members})
+    return chosen
+
+
 @dataclass(frozen=True)
 class Catalog:
     entries: dict[str, Entry]
     index: KnowledgeIndex
 
     @classmethod
-    def from_entries(cls, entries: list[Entry]) -> Catalog:
-        return cls({e.id: e for e in entries}, KnowledgeIndex([entry_text(e) for e in entries]))
+    def from_entries(cls, entries: list[Entry], office_level: str = DEFAULT_LEVEL) -> Catalog:
+        by_id = {e.id: e for e in entries}
+        return cls(by_id, KnowledgeIndex([entry_text(e) for e in entries], representatives(by_id, office_level)))
 
     @classmethod
-    def load(cls, engine: Engine) -> Catalog:
+    def load(cls, engine: Engine, office_level: str = DEFAULT_LEVEL) -> Catalog:
         with session_factory(engine)() as session:
-            return cls.from_entries(load_entries(session))
+            return cls.from_entries(load_entries(session), office_level)
 
     def get(self, entry_id: str) -> Entry | None:
         return self.entries.get(self.index.canonical(entry_id))
@@ -63,11 +96,12 @@ class LiveCatalog:
     the new catalogue is built beside the old one and swapped in, so questions never wait for it.
     """
 
-    def __init__(self, engine: Engine, check_every: float = 1.0) -> None:
+    def __init__(self, engine: Engine, check_every: float = 1.0, office_level: str = DEFAULT_LEVEL) -> None:
         self._engine = engine
         self._check_every = check_every
+        self._office_level = office_level
         self.version = self._read_version()
-        self.current = Catalog.load(engine)
+        self.current = Catalog.load(engine, office_level)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -80,7 +114,7 @@ class LiveCatalog:
         version = self._read_version()
         if version == self.version:
             return False
-        catalog = Catalog.load(self._engine)
+        catalog = Catalog.load(self._engine, self._office_level)
         self.current, self.version = catalog, version
         log.info("knowledge base reloaded at version %d (%d entries)", version, len(catalog.entries))
         return True

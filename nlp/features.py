@@ -61,5 +61,13 @@ def text_features(normalized: str, with_compounds: bool = True) -> set[str]:
     return feats
 
 
-def index_features(raw: str) -> set[str]:
-    return text_features(normalize(raw))
+_INDEX_CACHE: dict[str, frozenset[str]] = {}
+
+
+def index_features(raw: str) -> frozenset[str]:
+    """Features of an entry's name, alias or example; remembered, so that rebuilding the index after
+    a change re-reads only the texts that changed (tokenising thousands of names takes seconds)."""
+    feats = _INDEX_CACHE.get(raw)
+    if feats is None:
+        feats = _INDEX_CACHE[raw] = frozenset(text_features(normalize(raw)))
+    return feats

@@ -83,12 +83,14 @@ class QueryAnalysis:
 class KnowledgeIndex:
     """Immutable search index over entries; build once per knowledge-base version."""
 
-    def __init__(self, entries: list[EntryText]) -> None:
+    def __init__(self, entries: list[EntryText], representative: dict[str, str] | None = None) -> None:
+        """`representative`: for entries that are the same procedure at several levels, the one to
+        answer with (the office's own level); they then count as one candidate, not as rivals."""
         self.entries = {e.id: e for e in entries}
-        self._alias_of: dict[str, str] = {}
+        self._alias_of: dict[str, str] = dict(representative or {})
         for entry in entries:
             for other in entry.equivalents:
-                self._alias_of.setdefault(other, entry.id)
+                self._alias_of.setdefault(other, self._alias_of.get(entry.id, entry.id))
         phrase_owner: list[str] = []
         phrase_feats: list[set[str]] = []
         entry_feats: dict[str, set[str]] = defaultdict(set)
@@ -153,8 +155,8 @@ class KnowledgeIndex:
         return idf
 
     def canonical(self, entry_id: str) -> str:
-        """The id an equivalent (same procedure, other level) is filed under."""
-        return entry_id if entry_id in self.entries else self._alias_of.get(entry_id, entry_id)
+        """The id an equivalent (same procedure, other level) is answered under."""
+        return self._alias_of.get(entry_id, entry_id)
 
     def analyse(self, normalized: str, muted: str | None = None) -> QueryAnalysis:
         """Weigh a question's features; those found only outside `muted` (the question without its

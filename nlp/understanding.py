@@ -78,7 +78,7 @@ def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = Non
 
     aspects = tuple(detect_aspects(folded))
     query = index.analyse(normalized, muted=strip_aspect_phrases(folded))
-    matches = tuple(_collapse_equivalents(index, index.search(query, limit=6))[:5])
+    matches = tuple(_collapse_equivalents(index, index.search(query, limit=8))[:5])
     best = matches[0] if matches else None
     second = matches[1].score if len(matches) > 1 else 0.0
     names_something = query.content_weight >= MIN_CONTENT and best is not None and best.score >= CLARIFY_SCORE

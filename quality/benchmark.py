@@ -93,3 +93,83 @@ def print_bench(result: BenchResult) -> None:
     for name, value in rows:
         table.add_row(name, value)
     Console().print(table)
+
+
+# ---------------------------------------------------------------- growth with the knowledge base
+
+SCALE_SIZES = (53, 2700, 10000)
+
+
+def _entries_for(size: int, national_path: Path | None) -> list:
+    """The starter entries, then national records, then synthetic variants of them, up to `size`."""
+    import random
+
+    from knowledge.starter import read_starter
+
+    entries = read_starter()
+    if size <= len(entries):
+        return entries[:size]
+    national = []
+    if national_path is not None and national_path.exists():
+        from knowledge.dvcqg import load_catalogue
+
+        known = {e.id for e in entries}
+        national = [e for e in load_catalogue(national_path) if e.id not in known]
+    entries += national[: size - len(entries)]
+    rng = random.Random(7)
+    base = national or entries
+    serial = 0
+    while len(entries) < size:
+        # Synthetic procedures: two real names spliced, so the vocabulary grows as a bigger catalogue's would.
+        a, b = rng.choice(base), rng.choice(base)
+        words_a, words_b = a.name.split(), b.name.split()
+        name = " ".join(words_a[: max(2, len(words_a) // 2)] + words_b[len(words_b) // 2:])
+        serial += 1
+        entries.append(a.model_copy(update={"id": f"9.{serial:06d}", "name": name, "aliases": [name], "examples": [], "equivalents": []}))
+    return entries
+
+
+def _measure_size(size: int, national_path: str | None, questions: list[str], queue) -> None:
+    """Runs in a fresh process, so its peak memory is that of a bot with `size` entries."""
+    from config import get_settings
+
+    entries = _entries_for(size, Path(national_path) if national_path else None)
+    start = time.perf_counter()
+    catalog = Catalog.from_entries(entries)
+    build = time.perf_counter() - start
+    router = build_router(catalog, get_settings().model_copy(update={"record_questions": False}))
+    for q in questions[:20]:
+        router.handle(Incoming("bench", "warmup", "warmup", q))
+    times = []
+    for n in range(3):
+        for i, q in enumerate(questions):
+            compounds.cache_clear()
+            t0 = time.perf_counter_ns()
+            router.handle(Incoming("bench", f"{n}-{i}", "bench", q))
+            times.append((time.perf_counter_ns() - t0) / 1e6)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put((len(entries), build, statistics.median(times), sorted(times)[int(0.99 * (len(times) - 1))], peak))
+
+
+def run_scale(path: Path, national_path: Path | None, sizes: tuple[int, ...] = SCALE_SIZES) -> list[tuple]:
+    import multiprocessing
+
+    questions = _questions(path)
+    context = multiprocessing.get_context("spawn")
+    results = []
+    for size in sizes:
+        queue = context.Queue()
+        process = context.Process(target=_measure_size, args=(size, str(national_path) if national_path else None, questions, queue))
+        process.start()
+        results.append(queue.get())
+        process.join()
+    return results
+
+
+def print_scale(results: list[tuple]) -> None:
+    table = Table(title="Growth with the knowledge base (each size in a fresh process, one core)")
+    for column in ("entries", "index build", "median / question", "p99 / question", "peak memory"):
+        table.add_column(column)
+    for entries, build, median, p99, peak in results:
+        table.add_row(f"{entries:,}", f"{build:.1f} s", f"{median:.2f} ms", f"{p99:.2f} ms", f"{peak:.0f} MB")
+    Console().print(table)

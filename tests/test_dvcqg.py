@@ -1,0 +1,313 @@
+"""The national catalogue (shared/data/dvcqg) turned into knowledge-base entries by knowledge.dvcqg:
+channels with their time and fee out of the flattened tables, documents with counts, legal codes,
+level variants grouped as equivalents, every record a valid Entry, and bad files refused with the
+line at fault."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import time
+from pathlib import Path
+
+import pytest
+
+from knowledge.dvcqg import (
+    CatalogueError,
+    equivalence_groups,
+    iter_records,
+    load_catalogue,
+    record_to_entry,
+    slugify,
+)
+from knowledge.schema import Channel, DocumentForm, Entry, OnlineLevel
+
+RECORDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "dvcqg" / "procedures_all_ministries.jsonl.gz"
+if not RECORDS.exists():
+    RECORDS = Path("/work/shared/data/dvcqg/procedures_all_ministries.jsonl.gz")
+if not RECORDS.exists():
+    pytest.skip(f"national records not found: {RECORDS}", allow_module_level=True)
+
+TOTAL = 2642
+SOURCE_EXAMPLE = (
+    "Hình thức nộpThời gianPhí, lệ phíMô tảTrực tuyến7 Ngày làm việc10,000 Việt Nam Đồng(",
+    "Trực tiếp7 Ngày làm việc20,000 Việt Nam Đồng(",
+)
+
+
+@pytest.fixture(scope="module")
+def records() -> dict[str, dict]:
+    return {record["ma_thu_tuc"]: record for _, record in iter_records(RECORDS)}
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> tuple[list[Entry], float]:
+    started = time.perf_counter()
+    entries = load_catalogue(RECORDS)
+    return entries, time.perf_counter() - started
+
+
+@pytest.fixture(scope="module")
+def by_id(catalogue) -> dict[str, Entry]:
+    return {entry.id: entry for entry in catalogue[0]}
+
+
+# -- the flattened tables ------------------------------------------------------------------------
+
+
+def test_source_example_gives_two_channels_with_time_and_fee(records):
+    matching = [
+        record for record in records.values()
+        if record["cach_thuc_thuc_hien"].startswith(SOURCE_EXAMPLE[0]) and SOURCE_EXAMPLE[1] in record["cach_thuc_thuc_hien"]
+    ]
+    assert matching, "the example of SOURCE.md is in the records"
+    entry = record_to_entry(matching[0])
+    assert entry.id == "1.004222" and entry.name == "Đăng ký thường trú"
+    assert [(d.channel, d.text, d.working_days) for d in entry.durations] == [
+        (Channel.ONLINE, "7 Ngày làm việc", 7.0),
+        (Channel.IN_PERSON, "7 Ngày làm việc", 7.0),
+    ]
+    assert [(f.channel, f.amount_vnd, f.set_by_province) for f in entry.fees] == [
+        (Channel.ONLINE, 10_000, False),
+        (Channel.IN_PERSON, 20_000, False),
+    ]
+    assert entry.fees[0].text.startswith("Lệ phí: 10.000 đồng (")
+    assert entry.fees[1].text.startswith("Lệ phí: 20.000 đồng (")
+    assert all(len(f.text) <= 200 for f in entry.fees)
+    assert entry.online.level is OnlineLevel.PARTIAL and entry.online.portals == ["Cổng Dịch vụ công quốc gia"]
+    assert entry.postal.submit is None  # no "Dịch vụ bưu chính" row
+
+
+def test_free_fee_province_fee_and_postal_row(records):
+    free = record_to_entry(records["6.003636"])  # "Trực tiếp15 NgàyMiễn phíTrực tuyến15 NgàyMiễn phí..."
+    assert {(f.channel, f.amount_vnd, f.text) for f in free.fees} == {
+        (channel, 0, "Miễn lệ phí") for channel in (Channel.IN_PERSON, Channel.ONLINE, Channel.POSTAL)
+    }
+    assert {(d.channel, d.working_days) for d in free.durations} == {
+        (channel, 15.0) for channel in (Channel.IN_PERSON, Channel.ONLINE, Channel.POSTAL)
+    }
+    assert free.postal.submit is True
+
+    province = record_to_entry(records["1.000689"])  # "Miễn phí((Mức lệ phí cụ thể do Hội đồng nhân dân tỉnh ...))"
+    assert province.fees and all(f.set_by_province and f.amount_vnd is None for f in province.fees)
+
+    hours = record_to_entry(records["3.000141"])  # "Trực tuyến8 GiờMiễn phí"
+    assert [(d.text, d.working_days) for d in hours.durations] == [("8 Giờ", None)]
+
+
+def test_several_fee_items_after_one_channel(records):
+    entry = record_to_entry(records["1.003135"])  # "- Lệ phí : 20.000 Đồng (...); - Lệ phí : 50.000 Đồng (...)"
+    online = [f.amount_vnd for f in entry.fees if f.channel is Channel.ONLINE]
+    assert online == [20_000, 50_000]
+    assert all(f.text.startswith("Lệ phí: ") for f in entry.fees)
+
+
+def test_documents_with_counts(records):
+    entry = record_to_entry(records["2.002322"])
+    documents = {d.name: d for d in entry.documents}
+    assert documents["Đơn đề nghị cấp sổ ATA"].count == 1
+    assert documents["Đơn đề nghị cấp sổ ATA"].form is DocumentForm.ORIGINAL
+    copy_only = documents["Văn bản xác nhận của cơ quan có thẩm quyền về tổ chức hoặc tham dự sự kiện"]  # 0 bản chính,1 bản sao
+    assert (copy_only.form, copy_only.count) == (DocumentForm.COPY, 1)
+    both = next(d for d in entry.documents if d.name.startswith("Mẫu sổ ATA"))  # 1 bản chính,1 bản sao
+    assert (both.form, both.count, both.note) == (DocumentForm.ORIGINAL, 1, "1 bản chính, 1 bản sao")
+
+    complaint = record_to_entry(records["1.000178"])
+    assert len(complaint.documents) == 8
+    assert all(d.count == 1 and d.form is DocumentForm.ORIGINAL for d in complaint.documents)
+    assert "Đơn khiếu nại hoặc bản ghi nội dung khiếu nại" in {d.name for d in complaint.documents}
+
+    # "... doanh nghiệp nộp 02 bản chính tờ khai ..." is inside a name, not the count column
+    export = record_to_entry(records["1.007646"])
+    assert [d.count for d in export.documents] == [1, 1]
+
+
+def test_legal_basis_codes(records):
+    entry = record_to_entry(records["1.001570"])
+    assert entry.legal_basis[0].endswith("(85/2019/TT-BTC)")
+    assert "Luật Doanh nghiệp (59/2020/QH14)" in entry.legal_basis
+    assert "Luật sửa đổi, bổ sung một số điều của Luật Doanh nghiệp 2020 (76/2025/QH15)" in entry.legal_basis
+
+    complaint = record_to_entry(records["1.000178"])
+    assert complaint.legal_basis == [
+        "Hướng dẫn xử lý khiếu nại, kiến nghị, phản ánh; giải quyết khiếu nại và quản lý công tác giải quyết "
+        "khiếu nại trong công an nhân dân (68/2013/TT-BCA)",
+        "Luật Khiếu nại năm 2011 (02/2011/QH13)",  # "năm 201102/2011/QH13" in the record
+        "Quy định quy trình giải quyết khiếu nại trong công an nhân dân (11/2015/TT-BCA)",
+        "Nghị định 05/2012/NĐ-CP",  # "Nghị định 05/2012/NĐ-CP05/2012/NĐ-CP"
+    ]
+
+    residence = record_to_entry(records["1.004222"])  # "...TT-BCAngày 01/7/2025..." and "...NĐ-CPThông tư"
+    codes = " ".join(residence.legal_basis)
+    for code in ("66.7/2025/NQ-CP", "53/2025/TT-BCA", "68/2020/QH14", "154/2024/NĐ-CP", "58/2026/NĐ-CP"):
+        assert code in codes
+    assert "TT-BCAngày" not in codes and "TT-BC)" not in codes
+
+
+def test_fields_of_one_record(records):
+    entry = record_to_entry(records["2.000200"])
+    assert entry.kind == "procedure" and entry.short_name is None and entry.examples == []
+    assert entry.name == "Cấp thẻ căn cước cho người từ đủ 14 tuổi trở lên (thực hiện tại cấp tỉnh)"
+    assert entry.aliases == ["Cấp thẻ căn cước cho người từ đủ 14 tuổi trở lên"]
+    assert entry.group == "cap-quan-ly-can-cuoc" and entry.level == "Cấp tỉnh"
+    assert entry.summary.startswith(entry.name + ".") and "\n" not in entry.summary
+    assert entry.places and entry.places[0].level == "Cấp tỉnh"
+    assert 1 <= len(entry.steps) <= 10
+
+    complaint = record_to_entry(records["1.000178"])
+    assert complaint.result == "Quyết định giải quyết khiếu nại lần 1, lần 2"
+    assert complaint.steps[0].startswith("Thụ lý giải quyết khiếu nại")
+    assert 1 <= len(complaint.conditions) <= 8
+    assert complaint.places[0].agency == "Thanh tra Bộ"
+
+
+def test_slugs():
+    assert slugify("Hộ tịch") == "ho-tich"
+    assert slugify("Đất đai") == "dat-dai"
+    assert slugify("Thi đua – Khen thưởng") == "thi-dua-khen-thuong"
+    assert slugify("") == "khac"
+
+
+# -- level variants ------------------------------------------------------------------------------
+
+
+def test_the_identity_card_records_are_equivalents(catalogue, by_id):
+    entries, _ = catalogue
+    groups = {frozenset(group) for group in equivalence_groups(entries)}
+    assert frozenset({"1.014061", "2.000200", "1.001247"}) in groups  # cấp thẻ căn cước, từ đủ 14 tuổi
+    assert frozenset({"1.014062", "1.012549", "1.012543"}) in groups  # dưới 14 tuổi
+    assert frozenset({"1.014063", "2.001195", "1.000889"}) in groups  # cấp đổi
+    assert frozenset({"1.014064", "2.001194", "1.000757"}) in groups  # cấp lại
+    assert not any("1.014060" in group for group in groups)  # "Tích hợp, cập nhật ... thẻ căn cước": one level only
+    assert sorted(by_id["1.014061"].equivalents) == ["1.001247", "2.000200"]
+    assert sorted(by_id["2.000200"].equivalents) == ["1.001247", "1.014061"]
+    levels = {by_id[i].level for i in ("1.014061", "2.000200", "1.001247")}
+    assert levels == {"Cấp xã", "Cấp tỉnh", "Cấp bộ"}
+
+
+def test_same_name_at_one_level_is_not_a_variant(catalogue):
+    entries, _ = catalogue
+    for group in equivalence_groups(entries):
+        assert len(group) == len(set(group)) >= 2
+    same = [e.id for e in entries if e.name == "Hỗ trợ phát triển sản xuất cộng đồng."]
+    assert len(same) > 2
+    assert not any(set(same) & set(group) for group in equivalence_groups(entries))
+
+
+# -- every record --------------------------------------------------------------------------------
+
+
+def test_every_record_converts_to_a_valid_entry(catalogue):
+    entries, seconds = catalogue
+    assert len(entries) == TOTAL
+    assert len({e.id for e in entries}) == TOTAL
+    for entry in entries:
+        again = Entry.model_validate(entry.model_dump())  # survives a round trip through the schema
+        assert again == entry
+        assert entry.kind == "procedure" and entry.summary and "\n" not in entry.summary
+        texts = [*entry.aliases, *entry.steps, *entry.conditions, *entry.legal_basis, *entry.equivalents]
+        texts += [d.name for d in entry.documents] + [f.text for f in entry.fees] + [d.text for d in entry.durations]
+        assert all(t and t == t.strip() for t in texts), entry.id
+        assert len(entry.steps) <= 10 and len(entry.conditions) <= 8 and len(entry.documents) <= 25
+        assert all(len(t) <= 300 for t in (*entry.steps, *entry.conditions, *entry.legal_basis))
+        assert len({d.name.casefold() for d in entry.documents}) == len(entry.documents)
+        assert entry.id not in entry.equivalents
+    stats = {
+        "fees": sum(bool(e.fees) for e in entries),
+        "durations": sum(bool(e.durations) for e in entries),
+        "documents": sum(bool(e.documents) for e in entries),
+        "legal_basis": sum(bool(e.legal_basis) for e in entries),
+        "equivalents": sum(bool(e.equivalents) for e in entries),
+    }
+    print(f"\n{len(entries)} records converted in {seconds:.2f} s; with at least one: {stats}")
+    assert stats["fees"] >= 2200 and stats["durations"] >= 2100
+    assert stats["documents"] >= 2500 and stats["legal_basis"] >= 2500
+    assert seconds < 30  # ~2-4 s on one core; a generous bound against a pathological regex
+
+
+# -- bad input -----------------------------------------------------------------------------------
+
+
+def _good_lines(records: dict[str, dict], count: int = 3) -> list[str]:
+    return [json.dumps(record, ensure_ascii=False) for record in list(records.values())[:count]]
+
+
+def _raises_at(path: Path, line: int | None) -> CatalogueError:
+    with pytest.raises(CatalogueError) as caught:
+        load_catalogue(path)
+    error = caught.value
+    assert error.line == line and error.path == path
+    if line is not None:
+        assert f"line {line}" in str(error)
+    assert "Traceback" not in str(error)
+    return error
+
+
+def test_truncated_gzip(tmp_path, records):
+    whole = gzip.compress(("\n".join(_good_lines(records, 40)) + "\n").encode("utf-8"))
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(CatalogueError) as caught:
+        load_catalogue(path)
+    assert "truncated" in caught.value.reason
+    assert caught.value.line is not None and caught.value.line >= 1
+    assert f"line {caught.value.line}" in str(caught.value)
+
+
+def test_line_that_is_not_json(tmp_path, records):
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join([*_good_lines(records, 2), "{ma_thu_tuc: 1.000178,", _good_lines(records)[2]]) + "\n", encoding="utf-8")
+    assert "not JSON" in _raises_at(path, 3).reason
+
+
+def test_line_that_is_a_json_array(tmp_path, records):
+    path = tmp_path / "array.jsonl.gz"
+    lines = _good_lines(records, 1) + [json.dumps([1, 2, 3])]
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode("utf-8")))
+    assert "not an object" in _raises_at(path, 2).reason
+
+
+def test_record_without_code_or_name(tmp_path, records):
+    first, second = list(records.values())[:2]
+    path = tmp_path / "nocode.jsonl"
+    no_code = {k: v for k, v in second.items() if k != "ma_thu_tuc"}
+    path.write_text(json.dumps(first, ensure_ascii=False) + "\n\n" + json.dumps(no_code, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert "missing ma_thu_tuc" in _raises_at(path, 3).reason  # blank line 2 is skipped but counted
+
+    path = tmp_path / "noname.jsonl"
+    path.write_text(json.dumps({**first, "ten_thu_tuc": "  "}, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert "missing ten_thu_tuc" in _raises_at(path, 1).reason
+
+    path = tmp_path / "badcode.jsonl"
+    path.write_text(json.dumps({**first, "ma_thu_tuc": 1.001193}) + "\n", encoding="utf-8")
+    assert "not a national code" in _raises_at(path, 1).reason
+
+
+def test_duplicate_code(tmp_path, records):
+    line = _good_lines(records, 1)[0]
+    path = tmp_path / "twice.jsonl"
+    path.write_text(f"{line}\n{line}\n", encoding="utf-8")
+    assert "already given on line 1" in _raises_at(path, 2).reason
+
+
+@pytest.mark.parametrize("name", ["junk.jsonl.gz", "junk.jsonl"])
+def test_a_megabyte_of_random_bytes(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(random.Random(7).randbytes(1024 * 1024))
+    error = _raises_at(path, 1)
+    assert "gzip" in error.reason if name.endswith(".gz") else "not UTF-8" in error.reason
+
+
+def test_empty_and_missing_files(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    assert "empty" in _raises_at(empty, None).reason
+    assert "does not exist" in _raises_at(tmp_path / "none.jsonl.gz", None).reason
+
+
+def test_gzip_content_is_recognised_whatever_the_name(tmp_path, records):
+    path = tmp_path / "catalogue.jsonl"  # gzip data without the .gz suffix
+    path.write_bytes(gzip.compress(("\n".join(_good_lines(records, 3)) + "\n").encode("utf-8")))
+    assert [line for line, _ in iter_records(path)] == [1, 2, 3]
+    assert len(load_catalogue(path)) == 3
