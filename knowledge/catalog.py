@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from knowledge.db import session_factory
-from knowledge.editing import current_version
-from knowledge.repository import load_entries
+from knowledge.editing import changed_since, current_version, last_revision_id
+from knowledge.repository import get_entry, load_entries
 from knowledge.schema import Entry
 from nlp import EntryText, KnowledgeIndex
 
@@ -100,22 +100,35 @@ class LiveCatalog:
         self._engine = engine
         self._check_every = check_every
         self._office_level = office_level
-        self.version = self._read_version()
+        with session_factory(engine)() as session:
+            self.version, self._revision = current_version(session), last_revision_id(session)
         self.current = Catalog.load(engine, office_level)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _read_version(self) -> int:
-        with session_factory(self._engine)() as session:
-            return current_version(session)
-
     def refresh(self) -> bool:
-        """Reload now if the knowledge base changed; True when a new catalogue was swapped in."""
-        version = self._read_version()
-        if version == self.version:
-            return False
-        catalog = Catalog.load(self._engine, self._office_level)
-        self.current, self.version = catalog, version
+        """Reload now if the knowledge base changed; True when a new catalogue was swapped in.
+
+        Only the entries named by new revisions are read again; a change without revisions (new
+        starter data) reloads everything.
+        """
+        with session_factory(self._engine)() as session:
+            version = current_version(session)
+            if version == self.version:
+                return False
+            changed, revision = changed_since(session, self._revision)
+            if changed:
+                entries = dict(self.current.entries)
+                for entry_id in changed:
+                    entry = get_entry(session, entry_id)
+                    if entry is None:
+                        entries.pop(entry_id, None)
+                    else:
+                        entries[entry_id] = entry
+                catalog = Catalog.from_entries(list(entries.values()), self._office_level)
+            else:
+                catalog = Catalog.from_entries(load_entries(session), self._office_level)
+        self.current, self.version, self._revision = catalog, version, revision
         log.info("knowledge base reloaded at version %d (%d entries)", version, len(catalog.entries))
         return True
 

@@ -175,7 +175,6 @@ def _parse_line(path: Path, line_no: int, raw: bytes) -> dict | None:
 # --------------------------------------------------------------------------------------------------
 # Text helpers
 
-_SPACES = re.compile(r"\s+")
 _BULLET = re.compile(
     r"^(?:[-+*•·–—\ue000-\uf8ff]+|\d{1,2}[.)](?!\d)|[a-zđ]\)|[ivx]{1,4}\)|\((?:\d{1,2}|[ivx]{1,4}|[a-zđ])\))\s*",
     re.IGNORECASE,
@@ -183,10 +182,12 @@ _BULLET = re.compile(
 
 
 def _text(value: Any) -> str:
-    if value is None:
-        return ""
+    """The value with runs of whitespace as one space; "" for anything that is not text or a number."""
     if not isinstance(value, str):
-        value = str(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        else:
+            return ""
     return " ".join(value.split())
 
 
@@ -401,6 +402,8 @@ def _fee_from_note(channel: Channel, head: str, note: str, amount: int | None, c
             return Fee(channel=channel, amount_vnd=0, text="Miễn lệ phí")
         return None  # nothing known
     if _SAYS_FREE.match(note) and not _MONEY.search(note):
+        if re.fullmatch(r"(?:không|không có|không quy định|không thu|miễn phí|miễn lệ phí)\.?", note, re.IGNORECASE):
+            suffix = ""  # "Miễn phí(Không có)": nothing to add to "Miễn lệ phí"
         return Fee(channel=channel, amount_vnd=0, text=f"Miễn lệ phí{suffix}", exemptions=exemptions, basis=basis)
     return Fee(channel=channel, amount_vnd=None, text=f"Phí, lệ phí: {short}", exemptions=exemptions, basis=basis)
 
@@ -487,7 +490,7 @@ def parse_channels(text: str) -> tuple[list[Duration], list[Fee], set[Channel]]:
 _DOC_HEAD = re.compile(r"Tên giấy tờ\s*Mẫu đơn, tờ khai\s*Số lượng")
 # "1 bản chính", "0 bản chính,1 bản sao": found by the words (fast literal search), then the number before;
 # "... doanh nghiệp nộp 02 bản chính tờ khai ..." (a lowercase word follows) is inside a name
-_DOC_COUNT = re.compile(r"bản\s*(?P<af>chính|sao)(?:\s*,\s*(?P<b>\d{1,2})\s*bản\s*(?P<bf>chính|sao))?(?!\s+[a-zà-ỹđ])")
+_DOC_COUNT = re.compile(r"bản\s*(?P<af>chính|sao)(?:\s*,\s*(?P<b>\d{1,2})\s*bản\s*(?P<bf>chính|sao))?")
 _COUNT_BEFORE = re.compile(r"(\d{1,2})\s*$")
 
 
@@ -497,6 +500,9 @@ def _count_tokens(text: str) -> Iterator[tuple[int, int, int, str, int, str | No
         number = _COUNT_BEFORE.search(text, max(0, match.start() - 6), match.start())
         if not number:
             continue
+        after = text[match.end() : match.end() + 2]
+        if after[:1].isspace() and after[1:2].islower():
+            continue  # "... nộp 02 bản chính tờ khai ...": inside a name
         digits, begin = number.group(1), number.start(1)
         if len(digits) == 2 and begin > 0 and text[begin - 1].isdigit():
             digits, begin = digits[1], begin + 1  # "...năm 20201 bản chính": the year keeps its digits
@@ -527,10 +533,11 @@ def _strip_form_file(name: str) -> str:
     for match in re.finditer(r"[.;:](?=\S)", body[window:]):
         cut = window + match.end()
     if cut is None:
-        seam = None
-        for match in re.finditer(r"(?<=[a-zà-ỹ)\]])(?=[A-ZĐÀ-Ỹ0-9])", body[window:]):
-            seam = window + match.start()
-        cut = seam
+        for index in range(window + 1, len(body)):
+            before, char = body[index - 1], body[index]
+            if (before.islower() or before in ")]") and (char.isupper() or char.isdigit()):
+                cut = index  # "...thuộc BộMau02-ĐN(BHYT)": a lowercase→Uppercase seam
+                break
     if cut is None or cut < 5:
         return body.rstrip()
     return body[:cut].rstrip()
@@ -832,11 +839,13 @@ def record_to_entry(record: dict) -> Entry:
 
     places = []
     if agency:
-        places.append(Place(agency=_trim(_strip_bullet(agency), ITEM_CHARS), level=level, note=_trim(address, ITEM_CHARS) or None))
+        note = _trim(address, ITEM_CHARS) or None
+        places.append(Place(agency=_trim(_strip_bullet(agency), ITEM_CHARS), level=level, note=note))
     elif address:
         places.append(Place(agency=_trim(_strip_bullet(address), ITEM_CHARS), level=level))
 
     alias = base_name(name)
+    alias = alias[:1].upper() + alias[1:]  # "Thủ tục nộp dần tiền thuế nợ" → "Nộp dần tiền thuế nợ"
     aliases = [alias] if alias and fold(alias) != fold(name) else []
 
     return Entry(
@@ -900,7 +909,14 @@ def load_catalogue(path: Path) -> list[Entry]:
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(str(part) for part in first.get("loc", ())) or "record"
-            raise CatalogueError(path, line, f"record {record.get('ma_thu_tuc')} does not fit the schema: {where}: {first.get('msg')}") from None
+            raise CatalogueError(
+                path, line, f"record {record.get('ma_thu_tuc')} does not fit the schema: {where}: {first.get('msg')}"
+            ) from None
+        except Exception as error:  # a record shaped like nothing seen so far: report it, never a traceback
+            logger.debug("record on line %d could not be converted", line, exc_info=True)
+            raise CatalogueError(
+                path, line, f"record {record.get('ma_thu_tuc')} could not be converted ({type(error).__name__}: {error})"
+            ) from None
         if entry.id in lines:
             raise CatalogueError(path, line, f"ma_thu_tuc {entry.id} was already given on line {lines[entry.id]}")
         lines[entry.id] = line

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from knowledge import repository
@@ -154,6 +154,16 @@ def add_phrase(session: Session, entry_id: str, phrase: str, actor: str, source:
     session.flush()
     bump_version(session)
     return revision
+
+
+def last_revision_id(session: Session) -> int:
+    return session.scalar(select(func.max(RevisionRow.id))) or 0
+
+
+def changed_since(session: Session, revision_id: int) -> tuple[set[str], int]:
+    """Ids of entries changed by revisions after `revision_id`, and the newest revision id."""
+    rows = session.execute(select(RevisionRow.id, RevisionRow.entry_id).where(RevisionRow.id > revision_id)).all()
+    return {entry_id for _, entry_id in rows}, max((rid for rid, _ in rows), default=revision_id)
 
 
 def history(session: Session, entry_id: str) -> list[RevisionRow]:

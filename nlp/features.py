@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from underthesea import word_tokenize
 
-from nlp.normalize import CLAUSE_MARKS, fold, normalize, tokens
+from nlp.normalize import CLAUSE_MARKS, fold, normalize, tokens, words
 
 # Folded forms collide ("sơ"/"sổ", "do"/"đỏ", "hồ"/"hộ"): a word whose folded form is also a
 # procedure word ("sổ đỏ", "hộ khẩu") must not be listed here.
@@ -62,6 +62,15 @@ def text_features(normalized: str, with_compounds: bool = True) -> set[str]:
 
 
 _INDEX_CACHE: dict[str, frozenset[str]] = {}
+_WORDS_CACHE: dict[str, tuple[str, ...]] = {}
+
+
+def index_words(raw: str) -> tuple[str, ...]:
+    """The normalised words of an entry's text (with their diacritics), remembered like its features."""
+    found = _WORDS_CACHE.get(raw)
+    if found is None:
+        found = _WORDS_CACHE[raw] = tuple(words(normalize(raw)))
+    return found
 
 
 def index_features(raw: str) -> frozenset[str]:

@@ -18,7 +18,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from nlp.normalize import fold, normalize, words
-from nlp.features import GAP, CONTENT_PAIRS, GENERIC_PAIRS, GENERIC_WORDS, index_features, syllables, text_features
+from nlp.features import GAP, CONTENT_PAIRS, GENERIC_PAIRS, GENERIC_WORDS, index_features, index_words, syllables, text_features
 
 GENERIC_FACTOR = 0.12
 TYPO_FACTOR = 0.8
@@ -99,7 +99,7 @@ class KnowledgeIndex:
         self._forms: dict[str, set[str]] = defaultdict(set)
         for entry in entries:
             for text in (entry.name, *entry.phrases):
-                for word in words(normalize(text)):
+                for word in index_words(text):
                     self._forms[fold(word)].add(word)
                 feats = index_features(text)
                 if not feats:

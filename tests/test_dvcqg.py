@@ -257,7 +257,8 @@ def test_truncated_gzip(tmp_path, records):
 
 def test_line_that_is_not_json(tmp_path, records):
     path = tmp_path / "bad.jsonl"
-    path.write_text("\n".join([*_good_lines(records, 2), "{ma_thu_tuc: 1.000178,", _good_lines(records)[2]]) + "\n", encoding="utf-8")
+    lines = [*_good_lines(records, 2), "{ma_thu_tuc: 1.000178,", _good_lines(records)[2]]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert "not JSON" in _raises_at(path, 3).reason
 
 
@@ -272,7 +273,7 @@ def test_record_without_code_or_name(tmp_path, records):
     first, second = list(records.values())[:2]
     path = tmp_path / "nocode.jsonl"
     no_code = {k: v for k, v in second.items() if k != "ma_thu_tuc"}
-    path.write_text(json.dumps(first, ensure_ascii=False) + "\n\n" + json.dumps(no_code, ensure_ascii=False) + "\n", encoding="utf-8")
+    path.write_text(f"{json.dumps(first, ensure_ascii=False)}\n\n{json.dumps(no_code, ensure_ascii=False)}\n", encoding="utf-8")
     assert "missing ma_thu_tuc" in _raises_at(path, 3).reason  # blank line 2 is skipped but counted
 
     path = tmp_path / "noname.jsonl"
@@ -311,3 +312,19 @@ def test_gzip_content_is_recognised_whatever_the_name(tmp_path, records):
     path.write_bytes(gzip.compress(("\n".join(_good_lines(records, 3)) + "\n").encode("utf-8")))
     assert [line for line, _ in iter_records(path)] == [1, 2, 3]
     assert len(load_catalogue(path)) == 3
+
+
+def test_sparse_or_oddly_typed_records_still_convert():
+    bare = record_to_entry({"ma_thu_tuc": "1.000001", "ten_thu_tuc": "Thủ tục cấp  giấy phép (cấp tỉnh)"})
+    assert bare.name == "Thủ tục cấp giấy phép (cấp tỉnh)"
+    assert bare.aliases == ["Cấp giấy phép"] and bare.group == "khac"
+    assert bare.summary == "Thủ tục cấp giấy phép (cấp tỉnh)."
+    assert (bare.fees, bare.durations, bare.documents, bare.legal_basis, bare.places) == ([], [], [], [], [])
+    assert bare.online.level is OnlineLevel.UNKNOWN
+
+    odd = record_to_entry({
+        "ma_thu_tuc": "1.000002", "ten_thu_tuc": "X", "linh_vuc": None, "cach_thuc_thuc_hien": 5,
+        "thanh_phan_ho_so": ["a"], "can_cu_phap_ly": {"a": 1}, "co_quan_thuc_hien": [1], "ket_qua_xu_ly": 7,
+        "yeu_cau_dieu_kien": "Không có thông tin", "trinh_tu_thuc_hien": None,
+    })
+    assert odd.places == [] and odd.conditions == [] and odd.steps == [] and odd.result is None
