@@ -69,6 +69,8 @@ class Router:
         self.buttons: dict[str, tuple[Handler, frozenset[Role]]] = {}
         self.text_handler: Handler | None = None
         self.file_handler: Handler | None = None
+        # Channels that show no buttons: there every button is offered as a number to type.
+        self.buttonless_channels: set[str] = set()
 
     def command(self, name: str, handler: Handler, help: str | None = None, roles: frozenset[Role] = frozenset()) -> None:
         self.commands[name] = Command(name, handler, help if help is not None else (handler.__doc__ or "").strip(), roles)
@@ -146,7 +148,7 @@ class Router:
     def _remember_numbered(self, incoming: Incoming, replies: list[Reply]) -> None:
         """A reply listing numbered choices lets the user answer with the number, on every channel."""
         for reply in reversed(replies):
-            if reply.numbered:
+            if reply.numbered or reply.buttons and incoming.channel in self.buttonless_channels:
                 self.context.states.get(incoming.chat_key).numbered = [b.data for row in reply.buttons for b in row]
                 return
         if replies:

@@ -814,7 +814,7 @@ def record_to_entry(record: dict) -> Entry:
     agency = _info(record.get("co_quan_thuc_hien")) or _info(record.get("co_quan_co_tham_quyen"))
     address = _info(record.get("dia_chi_tiep_nhan"))
 
-    summary = name.rstrip(".") + "."
+    summary = _trim(name, 200).rstrip(".") + "."
     if agency:
         summary += f" Cơ quan thực hiện: {_trim(agency, 150).rstrip('.')}."
     if field:

@@ -151,7 +151,7 @@ def test_fields_of_one_record(records):
     assert entry.name == "Cấp thẻ căn cước cho người từ đủ 14 tuổi trở lên (thực hiện tại cấp tỉnh)"
     assert entry.aliases == ["Cấp thẻ căn cước cho người từ đủ 14 tuổi trở lên"]
     assert entry.group == "cap-quan-ly-can-cuoc" and entry.level == "Cấp tỉnh"
-    assert entry.summary.startswith(entry.name + ".") and "\n" not in entry.summary
+    assert entry.summary.startswith(entry.name + ".") and "\n" not in entry.summary and len(entry.summary) < 400
     assert entry.places and entry.places[0].level == "Cấp tỉnh"
     assert 1 <= len(entry.steps) <= 10
 
