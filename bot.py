@@ -136,5 +136,55 @@ def bench(
         print_scale(run_scale(file, settings.national_catalogue))
 
 
+@app.command()
+def link(ctx: typer.Context, entry_id: str) -> None:
+    """Print the Telegram deep link that opens one entry (set TELEGRAM_BOT_USERNAME)."""
+    from channels.links import LinkError, deep_link
+
+    settings = _settings(ctx)
+    try:
+        _known_entries(settings, [entry_id])
+        typer.echo(deep_link(settings.telegram_bot_username or "", entry_id))
+    except LinkError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def qr(
+    ctx: typer.Context,
+    entry_ids: Annotated[list[str], typer.Argument(help="Entry ids")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the PNG files and the A4 PDF sheet")] = Path("qr"),
+) -> None:
+    """A PNG QR code per entry and a printable A4 PDF sheet of them, with each procedure's name."""
+    from channels.links import LinkError, a4_sheet, deep_link, qr_png
+
+    settings = _settings(ctx)
+    try:
+        entries = _known_entries(settings, entry_ids)
+        out.mkdir(parents=True, exist_ok=True)
+        items = []
+        for entry in entries:
+            png = qr_png(deep_link(settings.telegram_bot_username or "", entry.id), out / f"{entry.id}.png")
+            items.append((entry.id, entry.short_name or entry.name, png))
+        sheet = a4_sheet(items, out / "ma-qr-thu-tuc.pdf", settings.office_name)
+    except LinkError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{len(items)} mã QR trong {out}/, bản in A4: {sheet}")
+
+
+def _known_entries(settings: Settings, entry_ids: list[str]):
+    from channels.links import LinkError
+    from knowledge.catalog import Catalog
+    from knowledge.loader import open_knowledge_base
+
+    catalog = Catalog.load(open_knowledge_base(settings.database_url), settings.office_level)
+    missing = [i for i in entry_ids if i not in catalog.entries]
+    if missing:
+        raise LinkError(f"Không có mục: {', '.join(missing)}")
+    return [catalog.entries[i] for i in entry_ids]
+
+
 if __name__ == "__main__":
     app()

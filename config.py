@@ -17,7 +17,15 @@ class Settings(BaseSettings):
 
     database_url: str = Field(default=f"sqlite:///{PROJECT_DIR / 'data' / 'motcua.db'}")
     telegram_bot_token: str | None = None
+    telegram_bot_username: str | None = None  # for deep links and QR codes (t.me/<username>?start=...)
+    telegram_api_base_url: str | None = None  # another Bot API server, e.g. http://127.0.0.1:8081/bot
     zalo_bot_token: str | None = None
+    zalo_api_base_url: str | None = None
+    # Webhook mode (behind a reverse proxy): the public URL, the secret the platform sends back, where to listen.
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = 8443
 
     office_name: str = "Bộ phận Một cửa"
     office_address: str | None = None

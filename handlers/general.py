@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from channels.links import entry_id_from_payload
 from handlers.answers import display_name
 from handlers.ask import answer_entry
 from handlers.core import Context, Router, command_argument
@@ -21,7 +22,7 @@ WELCOME = (
 
 def start(incoming: Incoming, context: Context) -> list[Reply]:
     """Lời chào; /start <mã thủ tục> mở thẳng thủ tục đó."""
-    payload = command_argument(incoming)
+    payload = entry_id_from_payload(command_argument(incoming))
     if payload and context.catalog.get(payload) is not None:
         return [answer_entry(context, incoming.chat_key, payload, (Aspect.OVERVIEW,))]
     return [Reply(WELCOME.format(office=context.settings.office_name))]
