@@ -20,9 +20,11 @@ UNEXPLAINED_PENALTY = 0.0  # words of the question the best entry never uses mak
 CLARIFY_SCORE = 0.30  # below this nothing is close enough to offer: say we don't know
 CLARIFY_MIN_ALIAS = 0.4  # choices are offered only if the best one is at least partly named ...
 CLARIFY_MIN_PHRASE = 0.65  # ... or the question is fairly close to one of its example phrasings
-MIN_CONTENT = 1.2  # a question whose specific words weigh less than this names no procedure
+# Content weights are measured in units of the rarest word's weight, so that the thresholds mean the
+# same with 53 entries as with the whole national catalogue (inverse frequencies grow with its size).
+MIN_CONTENT = 0.25  # a question whose specific words weigh less than this names no procedure
 NEW_SUBJECT_ALIAS = 0.8  # ... unless it contains one of another entry's names this fully
-FOLLOW_UP_CONTENT = 3.0  # after an answer, a question naming less than this is about the same entry
+FOLLOW_UP_CONTENT = 0.64  # after an answer, a question naming less than this is about the same entry
 
 
 class Outcome(StrEnum):
@@ -81,18 +83,19 @@ def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = Non
     matches = tuple(_collapse_equivalents(index, index.search(query, limit=8))[:5])
     best = matches[0] if matches else None
     second = matches[1].score if len(matches) > 1 else 0.0
-    names_something = query.content_weight >= MIN_CONTENT and best is not None and best.score >= CLARIFY_SCORE
+    content = query.content_weight / index.unknown_idf
+    names_something = content >= MIN_CONTENT and best is not None and best.score >= CLARIFY_SCORE
     confident = (best is not None and best.score - UNEXPLAINED_PENALTY * best.unexplained >= ANSWER_SCORE
                  and best.score - second >= ANSWER_MARGIN
                  and (best.alias_hit >= ANSWER_MIN_ALIAS or best.phrase >= ANSWER_MIN_PHRASE))
 
     talk = _small_talk(folded)
-    if talk is not None and (talk == SmallTalk.ACK or not confident or query.content_weight < FOLLOW_UP_CONTENT):
+    if talk is not None and (talk == SmallTalk.ACK or not confident or content < FOLLOW_UP_CONTENT):
         return Understanding(Outcome.SMALL_TALK, small_talk=talk, normalized=normalized, candidates=matches)
 
     if last_entry_id is not None and last_entry_id in index.entries:
         asks_more = bool(aspects) or bool(_FOLLOW_UP.search(folded))
-        rest = index.content_weight(strip_aspect_phrases(folded))
+        rest = index.content_weight(strip_aspect_phrases(folded)) / index.unknown_idf
         # A question that plainly names another procedure changes the subject, however short it is.
         names_another = confident and best.entry_id != last_entry_id and best.alias_hit >= NEW_SUBJECT_ALIAS
         if asks_more and rest < FOLLOW_UP_CONTENT and not names_another:

@@ -79,16 +79,18 @@ def print_bench(result: BenchResult) -> None:
     table = Table(title=f"Benchmark: {result.questions} questions × {result.passes} passes, {result.entries} entries, one core")
     table.add_column("figure")
     table.add_column("value")
+    # The starter knowledge base must answer within 2 ms and 3× the tokenizer; the national catalogue within 5 ms.
+    target = "target ≤ 2 ms" if result.entries < 1000 else "target ≤ 5 ms with the national catalogue"
     rows = [
-        ("median time per question", f"{median:.3f} ms (target ≤ 2 ms)"),
+        ("median time per question", f"{median:.3f} ms ({target})"),
         ("p95 time per question", f"{result.percentile(result.per_question_ms, 0.95):.3f} ms"),
         ("p99 time per question", f"{result.percentile(result.per_question_ms, 0.99):.3f} ms"),
         ("questions per second", f"{1000 * len(result.per_question_ms) / sum(result.per_question_ms):.0f}"),
         ("tokenizer alone, median", f"{tok_median:.3f} ms"),
-        ("ratio to tokenizer (medians)", f"{median / tok_median:.2f}× (target ≤ 3×)"),
+        ("ratio to tokenizer (medians)", f"{median / tok_median:.2f}×" + (" (target ≤ 3×)" if result.entries < 1000 else "")),
         ("ratio to tokenizer (totals)", f"{sum(result.per_question_ms) / sum(result.tokenizer_ms):.2f}×"),
         ("index build time", f"{result.build_seconds:.2f} s"),
-        ("peak memory (max RSS)", f"{result.peak_rss_mb:.0f} MB"),
+        ("peak memory (max RSS)", f"{result.peak_rss_mb:.0f} MB" + ("" if result.entries < 1000 else " (target ≤ 400 MB)")),
     ]
     for name, value in rows:
         table.add_row(name, value)
