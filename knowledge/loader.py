@@ -2,39 +2,64 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from knowledge import repository
-from knowledge.editing import bump_version
+from knowledge import editing, repository
 from knowledge.db import make_engine, migrate, session_factory
+from knowledge.models import EntryRow, RevisionRow
+from knowledge.schema import Entry
 from knowledge.starter import read_starter, starter_digest
 
 log = logging.getLogger(__name__)
 
 STARTER_KEY = "starter_digest"
+FINGERPRINT_PREFIX = "starter:"  # + entry id: the fingerprint of the starter text last loaded into it
 
 
 def seed_starter(session: Session) -> int:
-    """Insert starter entries the database lacks; returns how many. Loading twice changes nothing.
+    """Bring the starter entries in; returns how many were added or upgraded. Loading twice changes nothing.
 
-    Entries already present are never overwritten: once staff have edited one, their version stands.
+    A starter entry the database lacks is inserted. One it has is upgraded to a newer release's text
+    only if nobody changed it since it was loaded (its content still has the fingerprint recorded
+    then): once staff have edited an entry, their version stands.
     """
     digest = starter_digest()
     if repository.get_meta(session, STARTER_KEY) == digest:
         return 0
-    present = repository.existing_ids(session)
-    added = 0
+    rows = {row.id: row for row in session.scalars(select(EntryRow).options(*repository.LOAD_ALL))}
+    changed = 0
     for entry in read_starter():
-        if entry.id not in present:
+        key = f"{FINGERPRINT_PREFIX}{entry.id}"
+        row = rows.get(entry.id)
+        if row is None:
             session.add(repository.to_row(entry, source="starter"))
-            added += 1
+        else:
+            current = fingerprint(repository.to_entry(row))
+            if current == fingerprint(entry) or current != repository.get_meta(session, key):
+                if current != fingerprint(entry):
+                    log.info("starter entry %s was edited in this database; keeping that version", entry.id)
+                repository.set_meta(session, key, repository.get_meta(session, key) or current)
+                continue
+            before = editing.entry_dict(repository.to_entry(row))
+            repository.apply_entry(row, entry)
+            session.add(RevisionRow(entry_id=entry.id, action="update", actor="starter", source="new release",
+                                    before=before, after=editing.entry_dict(entry)))
+        repository.set_meta(session, key, fingerprint(entry))
+        changed += 1
     repository.set_meta(session, STARTER_KEY, digest)
-    if added:
-        bump_version(session)
-    return added
+    if changed:
+        session.flush()
+        editing.bump_version(session)
+    return changed
+
+
+def fingerprint(entry: Entry) -> str:
+    return hashlib.sha256(json.dumps(editing.entry_dict(entry), sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:24]
 
 
 def open_knowledge_base(url: str) -> Engine:
@@ -42,7 +67,7 @@ def open_knowledge_base(url: str) -> Engine:
     engine = make_engine(url)
     migrate(engine)
     with session_factory(engine).begin() as session:
-        added = seed_starter(session)
-    if added:
-        log.info("loaded %d starter entries", added)
+        changed = seed_starter(session)
+    if changed:
+        log.info("loaded or upgraded %d starter entries", changed)
     return engine
