@@ -63,8 +63,36 @@ def main(
     ctx.obj = settings
     if ctx.invoked_subcommand is None:
         if settings.has_channel_token:
-            typer.echo("Chat channels (Telegram, Zalo) are not available in this version yet; opening the console chat.", err=True)
-        chat(ctx, None)
+            run(ctx, None, False, None)
+        else:
+            chat(ctx, None)
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    channel: Annotated[str | None, typer.Option("--channel", help="telegram, zalo or telegram,zalo (default: those with a token)")] = None,
+    webhook: Annotated[bool, typer.Option("--webhook", help="Receive updates on WEBHOOK_URL behind a reverse proxy instead of long polling")] = False,
+    db: DbOption = None,
+) -> None:
+    """Serve the chat channels (Telegram, Zalo, or both in one process)."""
+    import asyncio
+
+    from channels.runner import CHANNELS, ChannelError, run_channels
+
+    settings = _settings(ctx, db)
+    chosen = [c.strip().lower() for c in channel.split(",")] if channel else [
+        name for name, token in (("telegram", settings.telegram_bot_token), ("zalo", settings.zalo_bot_token)) if token]
+    unknown = [c for c in chosen if c not in CHANNELS]
+    if unknown or not chosen:
+        typer.echo(f"Kênh không hợp lệ: {', '.join(unknown) or '(chưa có)'}; dùng telegram, zalo (và đặt token tương ứng).", err=True)
+        raise typer.Exit(2)
+    router = build_router(settings, live=True)
+    try:
+        asyncio.run(run_channels(router, settings, chosen, webhook))
+    except ChannelError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
-from handlers import ask, general, staff
+from handlers import ask, general, privacy, staff
 from handlers.core import CatalogSource, Context, Router
 from knowledge.catalog import Catalog, FixedCatalog
 
@@ -19,6 +19,7 @@ def build_router(catalog: Catalog | CatalogSource, settings: Settings, db: sessi
     source = FixedCatalog(catalog) if isinstance(catalog, Catalog) else catalog
     router = Router(Context(source=source, settings=settings, db=db))
     general.register(router)
+    privacy.register(router)
     staff.register(router)
     ask.register(router)
     return router

@@ -151,8 +151,9 @@ class Router:
             if reply.numbered or reply.buttons and incoming.channel in self.buttonless_channels:
                 self.context.states.get(incoming.chat_key).numbered = [b.data for row in reply.buttons for b in row]
                 return
-        if replies:
-            self.context.states.get(incoming.chat_key).numbered = []
+        state = self.context.states.peek(incoming.chat_key)
+        if replies and state is not None:
+            state.numbered = []
 
 
 def command_argument(incoming: Incoming) -> str:

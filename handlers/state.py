@@ -34,5 +34,9 @@ class ChatStates:
             self._states.move_to_end(key)
         return state
 
+    def peek(self, key: str) -> ChatState | None:
+        """The chat's state if it has one; never creates it (after /xoadulieu nothing may come back)."""
+        return self._states.get(key)
+
     def forget(self, key: str) -> None:
         self._states.pop(key, None)

@@ -15,11 +15,11 @@ ANSWER_MARGIN = 0.015  # ... and this far ahead of the next one: answer
 # ... and the question must either contain most of one of the entry's names, or be very close to one
 # of its example phrasings: a look-alike procedure the knowledge base lacks does neither.
 ANSWER_MIN_ALIAS = 0.4
-ANSWER_MIN_PHRASE = 0.65
+ANSWER_MIN_PHRASE = 0.75
 UNEXPLAINED_PENALTY = 0.0  # words of the question the best entry never uses make it less sure
 CLARIFY_SCORE = 0.30  # below this nothing is close enough to offer: say we don't know
 CLARIFY_MIN_ALIAS = 0.4  # choices are offered only if the best one is at least partly named ...
-CLARIFY_MIN_PHRASE = 0.65  # ... or the question is fairly close to one of its example phrasings
+CLARIFY_MIN_PHRASE = 0.75  # ... or the question is fairly close to one of its example phrasings
 # Content weights are measured in units of the rarest word's weight, so that the thresholds mean the
 # same with 53 entries as with the whole national catalogue (inverse frequencies grow with its size).
 MIN_CONTENT = 0.25  # a question whose specific words weigh less than this names no procedure
@@ -47,7 +47,7 @@ _SMALL_TALK = [
     (SmallTalk.THANKS, re.compile(r"\b(cam on|cam ta|thank|thanks|tks|thx)\b")),
     (SmallTalk.GOODBYE, re.compile(r"\b(tam biet|bye|goodbye|hen gap lai)\b")),
     (SmallTalk.WHO, re.compile(r"\b(ban|em|bot) la (ai|gi|nguoi|may|robot)\b|\bai (tao|lam) ra\b|nguoi that")),
-    (SmallTalk.GREETING, re.compile(r"^(xin )?chao\b|\b(hello|hi|alo|helo|hey)\b|^(chao )?(buoi )?(sang|chieu|toi)\b")),
+    (SmallTalk.GREETING, re.compile(r"^(xin )?chao\b|\b(hello|hi|alo|helo|hey)\b|^(chao )?buoi (sang|chieu|toi)\b|^chao (sang|chieu|toi)\b")),
     (SmallTalk.ACK, re.compile(r"^(ok|oke|okay|vang|da vang|uh|um|u|dung roi|hieu roi|ro roi|duoc roi|tot qua|hay qua)\b(\s+\S+){0,4}$")),
 ]
 _FOLLOW_UP = re.compile(r"^(the|vay|the con|vay con|con|con nua|them|ma)\b|\b(thi sao|the nao nua)\b")

@@ -81,7 +81,7 @@ def test_ask_jsonl_answers_each_line_in_order_with_the_contract_keys(cli_db, tmp
     assert other_chat["id"] is None, "different chats share no state"
     assert hello["id"] is None and sql["id"] is None
     assert fee["id"] == "1.014061" and fee["aspect"] == "fee"
-    assert "loaded 53 starter entries" in done.stderr, "logs go to standard error"
+    assert "loaded or upgraded 53 starter entries" in done.stderr, "logs go to standard error"
 
 
 def test_ask_one_question(cli_db, tmp_path):

@@ -1,0 +1,78 @@
+"""Running the chat channels (Telegram, Zalo, or both) in one process and one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from config import Settings
+from handlers.core import Router
+
+log = logging.getLogger(__name__)
+CHANNELS = ("telegram", "zalo")
+
+
+class ChannelError(Exception):
+    """A channel that cannot start (no token, rejected token, bad webhook settings)."""
+
+
+async def run_channels(router: Router, settings: Settings, channels: list[str], webhook: bool = False) -> None:
+    """Serve every named channel until Ctrl+C or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    started: list = []
+    try:
+        if "telegram" in channels:
+            started.append(await _start_telegram(router, settings, webhook))
+        if "zalo" in channels:
+            started.append(await _start_zalo(router, settings, webhook))
+        log.warning("serving %s (%s); Ctrl+C to stop", ", ".join(channels), "webhook" if webhook else "long polling")
+        await stop.wait()
+    finally:
+        for stopper in reversed(started):
+            with contextlib.suppress(Exception):
+                await stopper()
+
+
+async def _start_telegram(router: Router, settings: Settings, webhook: bool):
+    from channels import telegram
+
+    if not settings.telegram_bot_token:
+        raise ChannelError("Chưa đặt TELEGRAM_BOT_TOKEN (lấy từ @BotFather).")
+    app = telegram.build_application(router, settings, webhook=webhook)
+    hook = None
+    if webhook:
+        if not settings.webhook_url or not settings.webhook_secret:
+            raise ChannelError("Chế độ webhook cần WEBHOOK_URL (địa chỉ công khai) và WEBHOOK_SECRET.")
+        hook = telegram.Webhook(settings.webhook_listen, settings.webhook_port, "telegram",
+                                settings.webhook_url.rstrip("/") + "/telegram", settings.webhook_secret)
+    try:
+        await telegram.start(app, hook)
+    except Exception as error:  # noqa: BLE001 - PTB raises InvalidToken, NetworkError...
+        raise ChannelError(f"Không khởi động được Telegram: {error}") from error
+    return lambda: telegram.stop(app)
+
+
+async def _start_zalo(router: Router, settings: Settings, webhook: bool):
+    from channels.zalo import ZaloApiError, ZaloChannel
+
+    if not settings.zalo_bot_token:
+        raise ChannelError("Chưa đặt ZALO_BOT_TOKEN (tạo bot tại bot.zapps.me).")
+    channel = ZaloChannel(router, settings, base_url=settings.zalo_api_base_url)
+    try:
+        if webhook:
+            if not settings.webhook_url or not settings.webhook_secret:
+                raise ChannelError("Chế độ webhook cần WEBHOOK_URL (địa chỉ công khai) và WEBHOOK_SECRET.")
+            await channel.start_webhook(settings.webhook_url.rstrip("/") + "/zalo", settings.webhook_secret,
+                                        listen=settings.webhook_listen, port=settings.webhook_port + 1)
+        else:
+            await channel.start()
+    except ZaloApiError as error:
+        await channel.stop()
+        raise ChannelError(f"Không khởi động được Zalo: {error}") from error
+    return channel.stop

@@ -1,0 +1,399 @@
+"""The Telegram channel (python-telegram-bot v22): updates become `Incoming`, replies become messages.
+
+The adapter owns Telegram's rules: 4096 characters per message (long answers are split, buttons go
+under the last part), 64 bytes of callback data per button, the flood limits (AIORateLimiter, which
+also waits out a 429's retry_after), the 20 MB download limit, and the /start payload alphabet of deep
+links. Messages are plain text (no parse mode), so nothing in an answer needs escaping.
+
+Chats are answered concurrently, but one chat's updates run in order: its state (the choices just
+offered, the subject of a follow-up) must see "khai sinh" before "2".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Update
+from telegram.constants import FileSizeLimit, InlineKeyboardButtonLimit, MessageLimit
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    BaseUpdateProcessor,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from channels.base import respond, split_text
+from config import Settings
+from handlers.core import ONLY_TEXT, Router
+from handlers.messages import Incoming, IncomingFile, Reply
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+MAX_TEXT = MessageLimit.MAX_TEXT_LENGTH  # 4096 characters
+MAX_CALLBACK_DATA = InlineKeyboardButtonLimit.MAX_CALLBACK_DATA  # 64 bytes
+MAX_DOWNLOAD = FileSizeLimit.FILESIZE_DOWNLOAD  # 20 MB: the Bot API serves no bigger file to bots
+MAX_CONCURRENT_UPDATES = 256  # one per chat at a time; matches PTB's HTTP connection pool
+# Telegram allows about 30 messages per second across chats; keeping a little under it leaves room for
+# the jitter of requests in flight, which would otherwise turn a burst into 429s (and a pause for all).
+MESSAGES_PER_SECOND = 27
+POLL_TIMEOUT = 30  # seconds a getUpdates long poll may wait: fewer idle requests, no added latency
+SEND_ATTEMPTS = 3  # a network error or a 5xx is retried twice; a duplicate beats an unanswered citizen
+BOOTSTRAP_RETRIES = 5  # deleteWebhook / setWebhook at start, retried on network errors
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+
+# The citizens' commands, in the order of the menu Telegram shows next to the text box.
+CITIZEN_COMMANDS: dict[str, str] = {
+    "start": "Bắt đầu: lời chào và cách đặt câu hỏi",
+    "help": "Hướng dẫn sử dụng và danh sách lệnh",
+    "thutuc": "Xem danh sách thủ tục theo nhóm",
+    "lienhe": "Địa chỉ, giờ làm việc, điện thoại Bộ phận Một cửa",
+    "xoadulieu": "Xóa những gì trợ lý ghi nhớ về bạn",
+}
+FILE_TOO_BIG = "Tệp {name} quá lớn: Telegram chỉ cho phép bot tải tệp đến 20 MB. Bạn vui lòng gửi tệp nhỏ hơn."
+FILE_NOT_READ = "Tôi chưa tải được tệp {name}. Bạn vui lòng gửi lại sau ít phút."
+_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what Telegram accepts as a webhook secret_token
+
+
+# --------------------------------------------------------------------------- replies -> messages
+
+def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    """The reply's buttons as an inline keyboard; a button whose data exceeds Telegram's 64 bytes is
+    dropped (and logged) rather than failing the whole message."""
+    rows = []
+    for row in reply.buttons:
+        kept = []
+        for button in row:
+            if not 1 <= len(button.data.encode("utf-8")) <= MAX_CALLBACK_DATA:
+                log.error("button %r dropped: callback data %r is not 1-%d bytes", button.label, button.data, MAX_CALLBACK_DATA)
+                continue
+            kept.append(InlineKeyboardButton(button.label, callback_data=button.data))
+        if kept:
+            rows.append(kept)
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+def render(reply: Reply) -> list[tuple[str, InlineKeyboardMarkup | None]]:
+    """The messages one reply becomes: its text split at 4096 characters, the buttons under the last part."""
+    if not reply.text.strip():
+        return []
+    parts = split_text(reply.text, MAX_TEXT)
+    markup = keyboard(reply)
+    return [(part, markup if i == len(parts) - 1 else None) for i, part in enumerate(parts)]
+
+
+def describe(error: BaseException) -> tuple[int, str]:
+    """How bad a Telegram error is (log level) and what it means, in the words of an operator."""
+    if isinstance(error, Forbidden):
+        return logging.INFO, f"the user blocked the bot or left the chat ({error.message})"
+    if isinstance(error, BadRequest) and "chat not found" in error.message.lower():
+        return logging.INFO, "chat not found (deleted, or never started with the bot)"
+    if isinstance(error, RetryAfter):
+        return logging.WARNING, f"still rate limited after retries ({error.message})"
+    if isinstance(error, BadRequest):
+        return logging.ERROR, f"request refused: {error.message}"
+    if isinstance(error, NetworkError):  # includes TimedOut and the 5xx of the Bot API
+        return logging.WARNING, f"network error: {error.message}"
+    return logging.ERROR, f"{type(error).__name__}: {error}"
+
+
+async def send(bot, chat_id: int | str, replies: list[Reply]) -> bool:
+    """Send the replies in order; False if the chat cannot be reached (then the rest is not tried)."""
+    for reply in replies:
+        for text, markup in render(reply):
+            if not await _send_one(bot, chat_id, text, markup):
+                return False
+    return True
+
+
+async def _send_one(bot, chat_id: int | str, text: str, markup: InlineKeyboardMarkup | None) -> bool:
+    for attempt in range(1, SEND_ATTEMPTS + 1):
+        try:
+            # No parse mode: answers are plain text. Previews of portal links would only bury the answer.
+            await bot.send_message(chat_id, text, reply_markup=markup, link_preview_options=LinkPreviewOptions(is_disabled=True))
+            return True
+        except (Forbidden, BadRequest, RetryAfter) as error:  # retrying will not help (429s were retried already)
+            level, what = describe(error)
+            log.log(level, "chat %s: message not sent: %s", chat_id, what)
+            return False
+        except NetworkError as error:
+            level, what = describe(error)
+            if attempt == SEND_ATTEMPTS:
+                log.log(level, "chat %s: message not sent after %d attempts: %s", chat_id, attempt, what)
+                return False
+            log.info("chat %s: %s; retrying", chat_id, what)
+            await asyncio.sleep(0.5 * attempt)
+    return False
+
+
+# --------------------------------------------------------------------------- updates -> Incoming
+
+def _incoming(update: Update, **content: Any) -> Incoming:
+    chat = update.effective_chat
+    user = update.effective_user
+    chat_id = str(chat.id if chat else user.id)
+    return Incoming(CHANNEL, chat_id, str(user.id) if user else chat_id, **content)
+
+
+def command_text(text: str, args: list[str] | None) -> str:
+    """The command as the core reads it ("/name args"); `args` are PTB's (None: not a CommandHandler).
+    A deep link's payload ("1_001193": a /start parameter allows no dots) becomes the entry id again."""
+    from channels.links import entry_id_from_payload
+
+    if args is None or not text.strip():
+        return text
+    name = text.split(maxsplit=1)[0].split("@", 1)[0]
+    if name.lower() == "/start" and args:
+        return f"/start {entry_id_from_payload(args[0])}"
+    return " ".join([name, *args])
+
+
+class TelegramChannel:
+    """The update callbacks, bound to one conversation core."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    async def _answer(self, update: Update, context: ContextTypes.DEFAULT_TYPE, incoming: Incoming) -> None:
+        replies = await respond(self.router, incoming)
+        await send(context.bot, update.effective_chat.id if update.effective_chat else incoming.chat_id, replies)
+
+    async def on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/start, /help, /thutuc, /lienhe, /xoadulieu, and any other command (staff's) as text for the core."""
+        message = update.effective_message
+        await self._answer(update, context, _incoming(update, text=command_text(message.text or "", context.args)))
+
+    async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._answer(update, context, _incoming(update, text=update.effective_message.text or ""))
+
+    async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A tapped inline button: the spinner on the user's button stops at once, then the answer comes."""
+        query = update.callback_query
+        try:
+            await query.answer()
+        except TelegramError as error:  # e.g. "query is too old" after a restart: still answer the press
+            level, what = describe(error)
+            log.log(min(level, logging.INFO), "callback query not answered: %s", what)
+        if not query.data:
+            return
+        await self._answer(update, context, _incoming(update, button=query.data))
+
+    async def on_document(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A file: only staff's files are downloaded (citizens' get the core's polite reply without
+        the bot fetching anything), and never one above Telegram's 20 MB."""
+        message = update.effective_message
+        document = message.document
+        name = document.file_name or "tep"
+        incoming = _incoming(update, text=message.caption or "", file=IncomingFile(name, b""))
+        role = await asyncio.to_thread(self.router.role_of, incoming)
+        if role is not None:
+            if document.file_size and document.file_size > MAX_DOWNLOAD:
+                await send(context.bot, message.chat_id, [Reply(FILE_TOO_BIG.format(name=name))])
+                return
+            try:
+                telegram_file = await context.bot.get_file(document.file_id)
+                data = bytes(await telegram_file.download_as_bytearray())
+            except BadRequest as error:
+                log.warning("file %s from %s not downloaded: %s", name, incoming.chat_key, error.message)
+                text = FILE_TOO_BIG if "too big" in error.message.lower() else FILE_NOT_READ
+                await send(context.bot, message.chat_id, [Reply(text.format(name=name))])
+                return
+            except NetworkError as error:
+                log.warning("file %s from %s not downloaded: %s", name, incoming.chat_key, error.message)
+                await send(context.bot, message.chat_id, [Reply(FILE_NOT_READ.format(name=name))])
+                return
+            incoming = _incoming(update, text=message.caption or "", file=IncomingFile(name, data))
+        await self._answer(update, context, incoming)
+
+    async def on_other(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Photos, voice, stickers, locations: the bot reads only words."""
+        await send(context.bot, update.effective_chat.id, [Reply(ONLY_TEXT)])
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Whatever escaped a callback: logged with what it means; the application keeps serving everyone."""
+    error = context.error
+    chat = update.effective_chat.id if isinstance(update, Update) and update.effective_chat else None
+    if isinstance(error, TelegramError):
+        level, what = describe(error)
+        log.log(level, "chat %s: %s", chat, what)
+    else:
+        log.error("chat %s: update failed", chat, exc_info=error)
+
+
+# --------------------------------------------------------------------------- the application
+
+class PerChatUpdateProcessor(BaseUpdateProcessor):
+    """Up to `max_concurrent_updates` updates at once, but one chat's updates one after another, in order."""
+
+    def __init__(self, max_concurrent_updates: int = MAX_CONCURRENT_UPDATES) -> None:
+        super().__init__(max_concurrent_updates)
+        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+
+    async def do_process_update(self, update: object, coroutine) -> None:
+        chat = update.effective_chat if isinstance(update, Update) else None
+        if chat is None:
+            await coroutine
+            return
+        lock, users = self._locks.get(chat.id, (None, 0))
+        lock = lock or asyncio.Lock()
+        self._locks[chat.id] = (lock, users + 1)
+        try:
+            async with lock:
+                await coroutine
+        finally:
+            lock, users = self._locks[chat.id]
+            if users <= 1:
+                del self._locks[chat.id]  # bounded memory: only chats with an update in flight
+            else:
+                self._locks[chat.id] = (lock, users - 1)
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+
+async def post_init(app: Application) -> None:
+    """The command menu: citizens' commands only (staff commands stay out of sight)."""
+    try:
+        await app.bot.set_my_commands([BotCommand(name, text) for name, text in CITIZEN_COMMANDS.items()])
+    except TelegramError as error:  # the menu is a convenience; answering questions must not wait for it
+        log.warning("command menu not set: %s", describe(error)[1])
+
+
+def file_url_for(base_url: str) -> str:
+    """PTB's base_file_url next to a base_url: "http://host:8081/bot" -> "http://host:8081/file/bot"."""
+    root = base_url[: -len("/bot")] if base_url.endswith("/bot") else base_url.rstrip("/")
+    return f"{root}/file/bot"
+
+
+def build_application(
+    router: Router,
+    settings: Settings,
+    *,
+    base_url: str | None = None,
+    webhook: bool = False,
+    overall_max_rate: float = MESSAGES_PER_SECOND,
+) -> Application:
+    """The Telegram application for one conversation core.
+
+    `base_url` (else TELEGRAM_API_BASE_URL) points at another Bot API server, in PTB's form
+    "http://127.0.0.1:8081/bot". `webhook`: updates will come through PTB's webhook server
+    (`run_webhook`, or `start(app, Webhook(...))`), so the long-poll settings are left out. `overall_max_rate`: messages per second across all chats
+    (Telegram's limit is about 30; 0 lifts it, as the benchmark does to measure the bot itself).
+    """
+    token = settings.telegram_bot_token
+    if not token:
+        raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+    base_url = base_url or getattr(settings, "telegram_api_base_url", None)
+    builder = (
+        Application.builder()
+        .token(token)
+        .rate_limiter(AIORateLimiter(overall_max_rate=overall_max_rate, max_retries=3))
+        .concurrent_updates(PerChatUpdateProcessor())
+        .post_init(post_init)
+        # Under a burst the event loop may lag; waiting for a free connection is then normal, not an error.
+        .pool_timeout(10)
+    )
+    if base_url:
+        builder = builder.base_url(base_url).base_file_url(file_url_for(base_url))
+    if not webhook:  # the long poll must outlast the server's wait; a 2nd connection for the offset call at shutdown
+        builder = builder.get_updates_read_timeout(POLL_TIMEOUT + 10).get_updates_connection_pool_size(2)
+    app = builder.build()
+    channel = TelegramChannel(router)
+    app.bot_data["channel"] = channel
+    register(app, channel)
+    return app
+
+
+def register(app: Application, channel: TelegramChannel) -> None:
+    """Every update handler, in one place; order matters: the first matching handler wins."""
+    new = filters.UpdateType.MESSAGE  # edits of old messages are not asked again
+    app.add_handler(CommandHandler(list(CITIZEN_COMMANDS), channel.on_command, filters=new))
+    app.add_handler(MessageHandler(new & filters.COMMAND, channel.on_command))  # staff's, and unknown ones
+    app.add_handler(MessageHandler(new & filters.TEXT & ~filters.COMMAND, channel.on_text))
+    app.add_handler(CallbackQueryHandler(channel.on_button))
+    app.add_handler(MessageHandler(new & filters.Document.ALL, channel.on_document))
+    app.add_handler(MessageHandler(new & ~filters.StatusUpdate.ALL, channel.on_other))
+    app.add_error_handler(on_error)
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """Where PTB's webhook server listens and the public URL Telegram posts to (behind a reverse proxy)."""
+
+    listen: str
+    port: int
+    url_path: str
+    webhook_url: str
+    secret_token: str
+
+    def __post_init__(self) -> None:
+        # Without a secret anyone who finds the URL could post forged updates in a citizen's name.
+        if not _SECRET.match(self.secret_token or ""):
+            raise ValueError("the webhook secret token must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+
+
+async def _initialize(app: Application) -> None:
+    """getMe at start; a network outage while the server boots is waited out for about a minute."""
+    for delay in (1, 2, 4, 8, 16, 32, None):
+        try:
+            await app.initialize()
+            return
+        except NetworkError as error:  # includes 5xx; BadRequest/InvalidToken are configuration errors
+            if delay is None or isinstance(error, BadRequest):
+                raise
+            log.warning("Telegram not reachable at start (%s); retrying in %d s", error.message, delay)
+            await asyncio.sleep(delay)
+
+
+async def start(app: Application, webhook: Webhook | None = None) -> None:
+    """Start receiving updates inside the caller's event loop (so Telegram and Zalo can share one)."""
+    await _initialize(app)
+    if app.post_init:
+        await app.post_init(app)
+    await app.start()
+    if webhook is None:
+        await app.updater.start_polling(poll_interval=0, timeout=POLL_TIMEOUT, allowed_updates=ALLOWED_UPDATES,
+                                        bootstrap_retries=BOOTSTRAP_RETRIES)
+    else:
+        await app.updater.start_webhook(
+            listen=webhook.listen, port=webhook.port, url_path=webhook.url_path.strip("/"),
+            webhook_url=webhook.webhook_url, secret_token=webhook.secret_token, allowed_updates=ALLOWED_UPDATES,
+            bootstrap_retries=BOOTSTRAP_RETRIES,
+        )
+
+
+async def stop(app: Application) -> None:
+    """Stop receiving, finish the updates in hand, close connections."""
+    if app.updater and app.updater.running:
+        await app.updater.stop()
+    if app.running:
+        await app.stop()
+    await app.shutdown()
+
+
+def run_polling(router: Router, settings: Settings) -> None:
+    """Long polling until Ctrl+C / SIGTERM (the default: no public address needed)."""
+    app = build_application(router, settings)
+    app.run_polling(poll_interval=0, timeout=POLL_TIMEOUT, allowed_updates=ALLOWED_UPDATES, bootstrap_retries=BOOTSTRAP_RETRIES)
+
+
+def run_webhook(router: Router, settings: Settings, listen: str, port: int, url_path: str, webhook_url: str,
+                secret_token: str) -> None:
+    """PTB's webhook server behind a reverse proxy; requests without the right secret get 403."""
+    hook = Webhook(listen, port, url_path, webhook_url, secret_token)
+    app = build_application(router, settings, webhook=True)
+    app.run_webhook(listen=hook.listen, port=hook.port, url_path=hook.url_path.strip("/"), webhook_url=hook.webhook_url,
+                    secret_token=hook.secret_token, allowed_updates=ALLOWED_UPDATES, bootstrap_retries=BOOTSTRAP_RETRIES)
