@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     office_phone: str | None = None
     office_hours: str | None = None
     office_level: str = "Cấp xã"
+    timezone: str = "Asia/Ho_Chi_Minh"  # times shown to staff and citizens
 
     # The national procedure catalogue, for `bot.py bench --scale` (import it with `bot.py kb import`).
     national_catalogue: Path | None = SHARED_DIR / "data" / "dvcqg" / "procedures_all_ministries.jsonl.gz"

@@ -8,6 +8,7 @@ from handlers.ask import answer_entry
 from handlers.core import Context, Router, command_argument
 from handlers.messages import Button, Incoming, Reply
 from knowledge.groups import group_label, ordered_groups
+from knowledge.staff import CAN_EDIT
 from nlp.aspects import Aspect
 
 WELCOME = (
@@ -33,9 +34,11 @@ def help_command(incoming: Incoming, context: Context) -> list[Reply]:
     lines = ["Bạn có thể đặt câu hỏi bằng lời thường. Các lệnh:"]
     lines += [f"/{c.name} – {c.help}" for c in context.router.commands.values() if not c.staff_only]
     role = context.router.role_of(incoming) if any(c.staff_only for c in context.router.commands.values()) else None
-    if role is not None:
+    staff_commands = [c for c in context.router.commands.values() if c.staff_only and role in c.roles] if role else []
+    if staff_commands:
         lines.append("\nLệnh dành cho cán bộ:")
-        lines += [f"/{c.name} – {c.help}" for c in context.router.commands.values() if c.staff_only and role in c.roles]
+        lines += [f"/{c.name} – {c.help}" for c in staff_commands]
+    if role in CAN_EDIT:
         lines.append("Gửi tệp .xlsx, .csv hoặc .yaml để nhập dữ liệu (kiểm tra trước, xác nhận rồi mới ghi).")
     return [Reply("\n".join(lines))]
 

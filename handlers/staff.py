@@ -11,6 +11,7 @@ from handlers.core import Context, Router, command_argument
 from handlers.messages import Button, Incoming, Reply
 from knowledge import editing, unanswered
 from knowledge.dvcqg import CatalogueError
+from knowledge.models import local_time
 from knowledge.spreadsheet import MAX_FILE_BYTES, FileProblems
 from knowledge.staff import CAN_EDIT
 
@@ -108,7 +109,7 @@ def look_up(incoming: Incoming, context: Context) -> list[Reply]:
         revisions = editing.history(session, entry.id)[-3:]
     lines = [f"{entry.id} – {entry.name}", f"Nhóm: {entry.group}; cấp: {entry.level or '—'}",
              f"Tên gọi khác: {', '.join(entry.aliases[:8]) or '—'}"]
-    lines += [f"Thay đổi #{r.id} lúc {r.created_at:%d/%m/%Y %H:%M} bởi {r.actor} ({r.source})" for r in revisions]
+    lines += [f"Thay đổi #{r.id} lúc {local_time(r.created_at, context.settings.timezone):%d/%m/%Y %H:%M} bởi {r.actor} ({r.source})" for r in revisions]
     return [Reply("\n".join(lines))]
 
 

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from config import Settings
+from knowledge.models import local_time
 
 kb_app = typer.Typer(help="Knowledge base: export, validate, import, history, revert, unanswered questions.", no_args_is_help=True)
 staff_app = typer.Typer(help="Staff members and their roles.", no_args_is_help=True)
@@ -170,7 +171,7 @@ def history(ctx: typer.Context, entry_id: str) -> None:
         table.add_column(column)
     for r in revisions:
         fields = [k for k in (r.after or r.before or {}) if (r.before or {}).get(k) != (r.after or {}).get(k)]
-        table.add_row(str(r.id), f"{r.created_at:%d/%m/%Y %H:%M}", r.actor, r.source, r.action,
+        table.add_row(str(r.id), f"{local_time(r.created_at, ctx.obj.timezone):%d/%m/%Y %H:%M}", r.actor, r.source, r.action,
                       ", ".join(fields)[:60], str(r.reverted_by or ""))
     out.print(table)
 
@@ -246,7 +247,7 @@ def staff_list(ctx: typer.Context) -> None:
     for column in ("nền tảng:mã", "vai trò", "từ"):
         table.add_column(column)
     for row in rows:
-        table.add_row(f"{row.platform}:{row.user_id}", row.role, f"{row.added_at:%d/%m/%Y}")
+        table.add_row(f"{row.platform}:{row.user_id}", row.role, f"{local_time(row.added_at, ctx.obj.timezone):%d/%m/%Y}")
     out.print(table)
 
 

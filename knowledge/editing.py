@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from knowledge import repository
-from knowledge.models import EntryRow, RevisionRow
+from knowledge.models import EntryRow, MetaRow, RevisionRow
 from knowledge.schema import Entry
 
 VERSION_KEY = "kb_version"
@@ -74,9 +74,15 @@ def current_version(session: Session) -> int:
 
 
 def bump_version(session: Session) -> int:
-    version = current_version(session) + 1
-    repository.set_meta(session, VERSION_KEY, str(version))
-    return version
+    """Count one more change. The row is locked (PostgreSQL) so two editors committing together both
+    count, and every bot that saw the first change also sees the second."""
+    row = session.get(MetaRow, VERSION_KEY, with_for_update=True)
+    if row is None:
+        row = MetaRow(key=VERSION_KEY, value="0")
+        session.add(row)
+    row.value = str(int(row.value or 0) + 1)
+    session.flush()
+    return int(row.value)
 
 
 def _load_rows(session: Session, ids: list[str]) -> dict[str, EntryRow]:
@@ -84,8 +90,23 @@ def _load_rows(session: Session, ids: list[str]) -> dict[str, EntryRow]:
     return {row.id: row for row in rows}
 
 
+def complete(session: Session, entries: list[Entry]) -> list[Entry]:
+    """Entries from a file that left columns out, with those facts taken from the stored entries."""
+    missing = getattr(entries, "missing_columns", frozenset())
+    if not missing:
+        return entries
+    from knowledge.spreadsheet import fill_missing_columns
+
+    stored = {}
+    ids = [e.id for e in entries]
+    for start in range(0, len(ids), 500):
+        stored.update(_load_rows(session, ids[start:start + 500]))
+    return [fill_missing_columns(e, repository.to_entry(stored[e.id]), missing) if e.id in stored else e for e in entries]
+
+
 def plan(session: Session, entries: list[Entry], keep_curated: bool = False) -> ChangeSummary:
     """What importing `entries` would change, without changing anything."""
+    entries = complete(session, entries)
     summary = ChangeSummary()
     rows = {}
     ids = [e.id for e in entries]
@@ -111,6 +132,7 @@ def apply(session: Session, entries: list[Entry], actor: str, source: str, *, or
     `origin` is stored with each entry (starter / staff / dvcqg); with `keep_curated`, entries that
     staff or the starter data wrote are left alone (a catalogue import must not undo their work).
     """
+    entries = complete(session, entries)
     summary = plan(session, entries, keep_curated)
     by_id = {e.id: e for e in entries}
     touched = [c for c in summary.changes if c.action in ("create", "update")]

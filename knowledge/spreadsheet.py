@@ -88,6 +88,23 @@ class Problem:
         return ", ".join(place) + f": {self.reason}"
 
 
+class StaffEntries(list):
+    """Entries read from a staff file, and the columns the file left out (their facts are kept as they are)."""
+
+    def __init__(self, entries: list[Entry], missing_columns: frozenset[str] = frozenset()) -> None:
+        super().__init__(entries)
+        self.missing_columns = missing_columns
+
+
+def fill_missing_columns(entry: Entry, existing: Entry, columns: frozenset[str]) -> Entry:
+    """`entry` with the facts of the left-out `columns` taken from the stored `existing` entry."""
+    row = entry_to_row(entry)
+    stored = entry_to_row(existing)
+    row.update({column: stored[column] for column in columns if column in stored})
+    merged, problems = _row_to_entry("", None, 0, row)
+    return merged if merged is not None and not problems else entry
+
+
 class FileProblems(Exception):
     """The file cannot be imported; `problems` lists every reason found (at most MAX_ERRORS)."""
 
@@ -294,6 +311,7 @@ def _read_rows(name: str, sheet: str | None, rows: Iterable[tuple[int, dict[str,
     problems: list[Problem] = []
     entries: list[Entry] = []
     first: dict[str, int] = {}
+    present: set[str] = set()
     for item in rows:
         if isinstance(item, Problem):
             problems.append(item)
@@ -301,6 +319,7 @@ def _read_rows(name: str, sheet: str | None, rows: Iterable[tuple[int, dict[str,
                 break  # no readable file or header: the rows below cannot be read meaningfully
             continue
         number, row = item
+        present.update(row)
         entry, row_problems = _row_to_entry(name, sheet, number, row)
         problems.extend(row_problems)
         if entry is not None:
@@ -311,7 +330,8 @@ def _read_rows(name: str, sheet: str | None, rows: Iterable[tuple[int, dict[str,
                 entries.append(entry)
         if len(problems) >= MAX_ERRORS:
             break
-    return _finish(name, sheet, entries, problems)
+    # A column staff deleted (one they do not use) means "leave these facts alone", not "erase them".
+    return StaffEntries(_finish(name, sheet, entries, problems), frozenset(COLUMNS) - present)
 
 
 def _row_to_entry(name: str, sheet: str | None, number: int, row: dict[str, str]) -> tuple[Entry | None, list[Problem]]:
@@ -369,7 +389,7 @@ def _parts(column: str, line: str, idx: int, problem: Callable[[str | None, str]
             continue
         if part in ("amount_vnd", "count"):
             digits = cell.replace(".", "").replace(",", "").replace(" ", "").removesuffix("đ").removesuffix("đồng")
-            if not digits.isdigit():
+            if not (digits.isascii() and digits.isdigit()):
                 problem(column, f"dòng {idx}: {part} \"{cell}\" không phải là số (ghi số nguyên, vd 30000).")
                 continue
             item[part] = int(digits)

@@ -157,8 +157,6 @@ def test_a_bad_file_in_a_real_process_exits_non_zero_with_the_place_on_stderr(kb
     assert snapshot(kb_url) == before
 
 
-@pytest.mark.xfail(strict=True, reason="knowledge/cli.py:173 (and handlers/staff.py:111): created_at is printed as stored, "
-                   "in UTC (SQLite CURRENT_TIMESTAMP), so staff in Vietnam see a change made at 19:40 as 12:40")
 def test_history_shows_the_time_of_the_change_in_local_time(tmp_path, starter_db):
     url = f"sqlite:///{tmp_path / 'tz.db'}"
     shutil.copyfile(starter_db, tmp_path / "tz.db")

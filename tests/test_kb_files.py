@@ -375,8 +375,6 @@ def test_every_error_of_a_file_is_listed_at_once(kb_url, tmp_path):
 # --------------------------------------------------------------------------- bugs
 
 
-@pytest.mark.xfail(strict=True, reason="knowledge/spreadsheet.py:282/327: a column left out of a CSV/XLSX (staff deleted one "
-                   "they do not use) is read as empty for every row, so importing wipes that fact from every entry")
 def test_a_file_missing_a_column_loses_nothing(kb_url, tmp_path):
     rows = _csv_rows(kb_url, tmp_path)
     path = write_csv(tmp_path / "bo-cot.csv", rows, [c for c in rows[0] if c != "legal_basis"])
@@ -388,8 +386,6 @@ def test_a_file_missing_a_column_loses_nothing(kb_url, tmp_path):
     assert after.entries == before.entries, f"legal_basis wiped from {len(changed_entries(before, after))} entries"
 
 
-@pytest.mark.xfail(strict=True, reason="knowledge/spreadsheet.py:372: str.isdigit() accepts '²' (and other non-ASCII "
-                   "digits) that int() rejects, so the ValueError escapes as a traceback instead of a placed error")
 def test_a_fee_with_a_superscript_is_a_placed_error_not_a_crash(kb_url, tmp_path):
     rows = _csv_rows(kb_url, tmp_path)
     row = next(r for r in rows if r["id"] == FEE_ENTRY)

@@ -118,9 +118,6 @@ def test_an_alias_attached_in_one_bot_is_answered_by_another_within_5_s(kb_url):
         assert send(bot_a, "9", OUT_OF_SCOPE[0]).entry_id == HAWKER_ENTRY
 
 
-@pytest.mark.xfail(strict=True, reason="knowledge/editing.py:76-79: bump_version reads the version and writes it back +1; "
-                   "two transactions that read it before either commits both write N+1 (lost update), so a bot that "
-                   "reloaded after the first never reloads for the second")
 def test_two_changes_committed_one_after_the_other_are_both_seen(kb_url):
     if not kb_url.startswith("postgresql"):
         pytest.skip("concurrent writers: PostgreSQL (SQLite lets one writer at a time)")

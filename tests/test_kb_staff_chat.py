@@ -254,8 +254,6 @@ def test_staff_commands_are_unknown_commands_to_citizens(office):
     assert office.say(EDITOR, f"/muc {FEE_ENTRY}").text == UNKNOWN_COMMAND, "removed staff lose access at once"
 
 
-@pytest.mark.xfail(strict=True, reason="handlers/general.py:36-39: any staff role gets the 'Lệnh dành cho cán bộ:' block "
-                   "and the file-import line, so a broadcaster is offered an import that answers 'chỉ đọc được chữ'")
 def test_help_for_a_broadcaster_offers_nothing_it_cannot_do(office):
     text = office.say(BROADCASTER, "/help").text
     assert not any(command in text for command in STAFF_COMMANDS)
