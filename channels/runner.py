@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from urllib.parse import urlparse
 
 from config import Settings
 from handlers.core import Router
@@ -49,8 +50,10 @@ async def _start_telegram(router: Router, settings: Settings, webhook: bool):
     if webhook:
         if not settings.webhook_url or not settings.webhook_secret:
             raise ChannelError("Chế độ webhook cần WEBHOOK_URL (địa chỉ công khai) và WEBHOOK_SECRET.")
-        hook = telegram.Webhook(settings.webhook_listen, settings.webhook_port, "telegram",
-                                settings.webhook_url.rstrip("/") + "/telegram", settings.webhook_secret)
+        public = settings.webhook_url.rstrip("/") + "/telegram"
+        # The proxy passes the public path through unchanged, so the local server listens on the same path.
+        hook = telegram.Webhook(settings.webhook_listen, settings.webhook_port, urlparse(public).path,
+                                public, settings.webhook_secret)
     try:
         await telegram.start(app, hook)
     except Exception as error:  # noqa: BLE001 - PTB raises InvalidToken, NetworkError...
