@@ -24,8 +24,6 @@ GENERIC_FACTOR = 0.12
 TYPO_FACTOR = 0.8
 ASPECT_FACTOR = 0.3
 OTHER_FORM_FACTOR = 0.6  # "vàng" typed with its marks only faintly matches the index's "vắng"
-EXACT_WEIGHT = 0.05
-CONTENDER_GAP = 0.15
 ALIAS_WEIGHT = 0.1  # the entry the question names outright ranks above one whose examples merely resemble it  # a tie-breaker only: full-feature closeness to the entry's nearest phrasing
 COVER_MIN_WEIGHT = 0.25  # lighter features are in nearly every entry: they move every cover alike
 COVER_WEIGHT = 0.4
@@ -66,7 +64,6 @@ class Match:
     score: float
     cover: float
     phrase: float
-    unexplained: float = 0.0  # share of the question's specific words this entry knows nothing of
     alias_hit: float = 0.0  # how fully the question contains one of the entry's names (0..1)
 
 
@@ -128,19 +125,22 @@ class KnowledgeIndex:
         for entry_id, feats in entry_feats.items():
             for f in feats:
                 self._entry_postings[f].append(entry_id)
-        self._entry_sets = {f: frozenset(ids) for f, ids in self._entry_postings.items()}
-        self._alias_feats: dict[str, list[tuple[frozenset[str], float]]] = defaultdict(list)
+        # Aliases are indexed like phrases, so how much of each alias a question contains is summed
+        # while reading the question's features, not by comparing every alias afterwards.
+        self._alias_owner: list[str] = []
+        self._alias_total: list[float] = []
+        self._alias_postings: dict[str, list[int]] = defaultdict(list)
         for entry in entries:
             for alias in entry.aliases:
-                heavy = frozenset(f for f in index_features(alias) if self.weight.get(f, 0.0) >= PHRASE_MIN_WEIGHT)
+                heavy = [f for f in index_features(alias) if self.weight.get(f, 0.0) >= PHRASE_MIN_WEIGHT]
                 if heavy:
-                    self._alias_feats[entry.id].append((heavy, sum(self.weight[f] for f in heavy)))
+                    for f in heavy:
+                        self._alias_postings[f].append(len(self._alias_owner))
+                    self._alias_owner.append(entry.id)
+                    self._alias_total.append(sum(self.weight[f] for f in heavy))
         self._phrase_owner = phrase_owner
         self._phrase_postings: dict[str, list[int]] = defaultdict(list)
         self._phrase_norm: list[float] = []
-        self._full_phrases: dict[str, list[tuple[frozenset[str], float]]] = defaultdict(list)
-        for owner, feats in zip(phrase_owner, phrase_feats):
-            self._full_phrases[owner].append((frozenset(feats), math.sqrt(sum(self.weight[f] ** 2 for f in feats)) or 1.0))
         for idx, feats in enumerate(phrase_feats):
             heavy = [f for f in feats if self.weight[f] >= PHRASE_MIN_WEIGHT]
             for f in heavy:
@@ -253,6 +253,7 @@ class KnowledgeIndex:
             return []
         cover: dict[str, float] = defaultdict(float)
         dots: dict[int, float] = defaultdict(float)
+        alias_hits: dict[int, float] = defaultdict(float)
         for f, w in weights.items():
             if w >= COVER_MIN_WEIGHT:
                 for entry_id in self._entry_postings.get(f, ()):
@@ -262,7 +263,15 @@ class KnowledgeIndex:
                 continue
             for idx in self._phrase_postings.get(f, ()):
                 dots[idx] += w * base
+            for idx in self._alias_postings.get(f, ()):
+                alias_hits[idx] += base
         qnorm = math.sqrt(sum(w * w for w in weights.values() if w >= PHRASE_MIN_WEIGHT)) or 1.0
+        best_alias: dict[str, float] = defaultdict(float)
+        for idx, hit in alias_hits.items():
+            share = hit / self._alias_total[idx]
+            owner = self._alias_owner[idx]
+            if share > best_alias[owner]:
+                best_alias[owner] = share
         best_phrase: dict[str, float] = defaultdict(float)
         owners, norms = self._phrase_owner, self._phrase_norm
         for idx, dot in dots.items():
@@ -270,43 +279,10 @@ class KnowledgeIndex:
             owner = owners[idx]
             if sim > best_phrase[owner]:
                 best_phrase[owner] = sim
-        shortlist = heapq.nlargest(
-            limit, ((COVER_WEIGHT * c / total + PHRASE_WEIGHT * best_phrase[e], e, c / total) for e, c in cover.items())
-        )
-        # Light words ("bản sao", "lại") were left out above; among the shortlist they break ties:
-        # "đăng ký kết hôn" is the marriage itself, not a copy of its certificate.
-        qfull = math.sqrt(sum(w * w for w in weights.values())) or 1.0
-        ranked = []
-        top = shortlist[0][0] if shortlist else 0.0
-        for score, e, share in shortlist:
-            alias_hit = self._alias_hit(e, weights)
-            final = score + ALIAS_WEIGHT * alias_hit
-            if top - score < CONTENDER_GAP:  # the tie-break is only worth its cost among contenders
-                final += EXACT_WEIGHT * self._exact(e, weights, qfull)
-            ranked.append((final, e, share, alias_hit))
-        ranked.sort(reverse=True)
-        content = {f: w for f, w in weights.items() if " " not in f and f not in GENERIC_WORDS}
-        content_total = sum(content.values()) or 1.0
-        return [
-            Match(e, score, share, best_phrase[e],
-                  sum(w for f, w in content.items() if e not in self._entry_sets.get(f, ())) / content_total, alias_hit)
-            for score, e, share, alias_hit in ranked
-        ]
+        ranked = heapq.nlargest(limit, (
+            (COVER_WEIGHT * c / total + PHRASE_WEIGHT * best_phrase[e] + ALIAS_WEIGHT * best_alias.get(e, 0.0), e, c / total)
+            for e, c in cover.items()
+        ))
+        return [Match(e, score, share, best_phrase[e], best_alias.get(e, 0.0)) for score, e, share in ranked]
 
-    def _exact(self, entry_id: str, weights: dict[str, float], qnorm: float) -> float:
-        best = 0.0
-        keys = weights.keys()
-        for feats, norm in self._full_phrases.get(entry_id, ()):
-            dot = sum(weights[f] * self.weight[f] for f in feats & keys)
-            if dot > best * norm * qnorm:
-                best = dot / (norm * qnorm)
-        return best
 
-    def _alias_hit(self, entry_id: str, weights: dict[str, float]) -> float:
-        best = 0.0
-        keys = weights.keys()
-        for feats, total in self._alias_feats.get(entry_id, ()):
-            hit = sum(self.weight[f] for f in feats & keys) / total
-            if hit > best:
-                best = hit
-        return best

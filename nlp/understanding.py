@@ -16,7 +16,6 @@ ANSWER_MARGIN = 0.015  # ... and this far ahead of the next one: answer
 # of its example phrasings: a look-alike procedure the knowledge base lacks does neither.
 ANSWER_MIN_ALIAS = 0.4
 ANSWER_MIN_PHRASE = 0.75
-UNEXPLAINED_PENALTY = 0.0  # words of the question the best entry never uses make it less sure
 CLARIFY_SCORE = 0.30  # below this nothing is close enough to offer: say we don't know
 CLARIFY_MIN_ALIAS = 0.4  # choices are offered only if the best one is at least partly named ...
 CLARIFY_MIN_PHRASE = 0.75  # ... or the question is fairly close to one of its example phrasings
@@ -85,7 +84,7 @@ def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = Non
     second = matches[1].score if len(matches) > 1 else 0.0
     content = query.content_weight / index.unknown_idf
     names_something = content >= MIN_CONTENT and best is not None and best.score >= CLARIFY_SCORE
-    confident = (best is not None and best.score - UNEXPLAINED_PENALTY * best.unexplained >= ANSWER_SCORE
+    confident = (best is not None and best.score >= ANSWER_SCORE
                  and best.score - second >= ANSWER_MARGIN
                  and (best.alias_hit >= ANSWER_MIN_ALIAS or best.phrase >= ANSWER_MIN_PHRASE))
 
@@ -127,5 +126,5 @@ def _collapse_equivalents(index: KnowledgeIndex, matches: list[Match]) -> list[M
         if canonical in seen:
             continue
         seen.add(canonical)
-        out.append(m if canonical == m.entry_id else Match(canonical, m.score, m.cover, m.phrase, m.unexplained, m.alias_hit))
+        out.append(m if canonical == m.entry_id else Match(canonical, m.score, m.cover, m.phrase, m.alias_hit))
     return out
