@@ -25,6 +25,7 @@ class Change:
     entry_id: str
     action: str  # create | update | unchanged | skipped
     fields: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -57,6 +58,7 @@ class ChangeSummary:
             parts.append(f"{len(self.skipped)} mục giữ bản do cán bộ biên soạn")
         lines = [", ".join(parts) + "."]
         lines += [f"• {c.entry_id}: sửa {', '.join(c.fields)}" for c in self.changes if c.action == "update"][:20]
+        lines += [f"⚠ {c.entry_id}: {w}" for c in self.changes for w in c.warnings][:20]
         return "\n".join(lines)
 
 
@@ -67,6 +69,13 @@ def entry_dict(entry: Entry) -> dict:
 def changed_fields(before: Entry, after: Entry) -> list[str]:
     old, new = entry_dict(before), entry_dict(after)
     return [name for name in new if old.get(name) != new.get(name)]
+
+
+def fee_warnings(before: Entry, after: Entry) -> list[str]:
+    """Citizens read a fee's text, not its amount: an amount changed with the same text is likely a slip."""
+    old = {(f.channel, f.text): f.amount_vnd for f in before.fees}
+    return [f"số tiền lệ phí đổi ({old[(f.channel, f.text)]} → {f.amount_vnd}) nhưng nội dung người dân đọc vẫn là \"{f.text[:60]}\"; "
+            "hãy sửa cả nội dung." for f in after.fees if (f.channel, f.text) in old and old[(f.channel, f.text)] != f.amount_vnd]
 
 
 def current_version(session: Session) -> int:
@@ -120,8 +129,9 @@ def plan(session: Session, entries: list[Entry], keep_curated: bool = False) -> 
         if keep_curated and row.source in CURATED_SOURCES:
             summary.changes.append(Change(entry.id, "skipped"))
             continue
-        fields = changed_fields(repository.to_entry(row), entry)
-        summary.changes.append(Change(entry.id, "update" if fields else "unchanged", fields))
+        stored = repository.to_entry(row)
+        fields = changed_fields(stored, entry)
+        summary.changes.append(Change(entry.id, "update" if fields else "unchanged", fields, fee_warnings(stored, entry)))
     return summary
 
 
