@@ -223,10 +223,13 @@ def staff_add(ctx: typer.Context, member: str, role: Annotated[str, typer.Option
 
     try:
         platform, user_id = staff.parse_member(member)
-        chosen = staff.Role(role)
     except ValueError as error:
-        err.print(f"[red]{error if 'không đúng' in str(error) else f'Vai trò không hợp lệ: {role} (admin, editor, broadcaster)'}[/red]")
+        err.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    if role not in {r.value for r in staff.Role}:
+        err.print(f"[red]Vai trò không hợp lệ: {role} (admin, editor, broadcaster)[/red]")
         raise typer.Exit(2)
+    chosen = staff.Role(role)
     with session_factory(_engine(ctx)).begin() as session:
         staff.add(session, platform, user_id, chosen)
     out.print(f"Đã đăng ký {platform}:{user_id} với vai trò {chosen.value}.")
@@ -261,7 +264,7 @@ def staff_remove(ctx: typer.Context, member: str) -> None:
         platform, user_id = staff.parse_member(member)
     except ValueError as error:
         err.print(f"[red]{error}[/red]")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     with session_factory(_engine(ctx)).begin() as session:
         removed = staff.remove(session, platform, user_id)
     if not removed:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from nlp.normalize import fold, normalize, words
+from nlp.normalize import fold, words
 from nlp.features import GAP, CONTENT_PAIRS, GENERIC_PAIRS, GENERIC_WORDS, index_features, index_words, syllables, text_features
 
 GENERIC_FACTOR = 0.12
@@ -120,7 +120,6 @@ class KnowledgeIndex:
                 first, second = f.split(" ")
                 self._next[first].append(second)
                 self._prev[second].append(first)
-        self._vocabulary_set = frozenset(self.vocabulary)
         self._entry_postings: dict[str, list[str]] = defaultdict(list)
         for entry_id, feats in entry_feats.items():
             for f in feats:
