@@ -10,20 +10,19 @@ from nlp.aspects import Aspect, detect_aspects, strip_aspect_phrases
 from nlp.matcher import KnowledgeIndex, Match
 from nlp.normalize import fold, normalize
 
-ANSWER_SCORE = 0.40  # best entry at least this sure ...
-ANSWER_MARGIN = 0.015  # ... and this far ahead of the next one: answer
-# ... and the question must either contain most of one of the entry's names, or be very close to one
-# of its example phrasings: a look-alike procedure the knowledge base lacks does neither.
-ANSWER_MIN_ALIAS = 0.4
-ANSWER_MIN_PHRASE = 0.75
+# The bot answers or offers choices only for an entry the question NAMES: it contains most of one of the
+# entry's names, or is very close to one of its example phrasings. A look-alike procedure the knowledge
+# base lacks ("xin visa", "mã số thuế") does neither, and gets "I don't know" instead of a wrong answer.
+NAMED_ALIAS = 0.4
+NAMED_PHRASE = 0.75
+ANSWER_SCORE = 0.40  # a named best entry at least this sure ...
+ANSWER_MARGIN = 0.015  # ... and this far ahead of the next one is the answer; otherwise choices
 CLARIFY_SCORE = 0.30  # below this nothing is close enough to offer: say we don't know
-CLARIFY_MIN_ALIAS = 0.4  # choices are offered only if the best one is at least partly named ...
-CLARIFY_MIN_PHRASE = 0.75  # ... or the question is fairly close to one of its example phrasings
 # Content weights are measured in units of the rarest word's weight, so that the thresholds mean the
 # same with 53 entries as with the whole national catalogue (inverse frequencies grow with its size).
 MIN_CONTENT = 0.25  # a question whose specific words weigh less than this names no procedure
+FOLLOW_UP_CONTENT = 0.64  # after an answer, a question naming less than this is about the same entry ...
 NEW_SUBJECT_ALIAS = 0.8  # ... unless it contains one of another entry's names this fully
-FOLLOW_UP_CONTENT = 0.64  # after an answer, a question naming less than this is about the same entry
 
 
 class Outcome(StrEnum):
@@ -78,15 +77,15 @@ def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = Non
         return Understanding(Outcome.EMPTY, normalized=normalized)
 
     aspects = tuple(detect_aspects(folded))
-    query = index.analyse(normalized, muted=strip_aspect_phrases(folded))
+    without_aspects = strip_aspect_phrases(folded)
+    query = index.analyse(normalized, muted=without_aspects)
     matches = tuple(_collapse_equivalents(index, index.search(query, limit=8))[:5])
     best = matches[0] if matches else None
     second = matches[1].score if len(matches) > 1 else 0.0
     content = query.content_weight / index.unknown_idf
-    names_something = content >= MIN_CONTENT and best is not None and best.score >= CLARIFY_SCORE
-    confident = (best is not None and best.score >= ANSWER_SCORE
-                 and best.score - second >= ANSWER_MARGIN
-                 and (best.alias_hit >= ANSWER_MIN_ALIAS or best.phrase >= ANSWER_MIN_PHRASE))
+    named = best is not None and (best.alias_hit >= NAMED_ALIAS or best.phrase >= NAMED_PHRASE)
+    names_something = named and content >= MIN_CONTENT and best.score >= CLARIFY_SCORE
+    confident = named and best.score >= ANSWER_SCORE and best.score - second >= ANSWER_MARGIN
 
     talk = _small_talk(folded)
     if talk is not None and (talk == SmallTalk.ACK or not confident or content < FOLLOW_UP_CONTENT):
@@ -94,7 +93,7 @@ def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = Non
 
     if last_entry_id is not None and last_entry_id in index.entries:
         asks_more = bool(aspects) or bool(_FOLLOW_UP.search(folded))
-        rest = index.content_weight(strip_aspect_phrases(folded)) / index.unknown_idf
+        rest = index.content_weight(without_aspects) / index.unknown_idf
         # A question that plainly names another procedure changes the subject, however short it is.
         names_another = confident and best.entry_id != last_entry_id and best.alias_hit >= NEW_SUBJECT_ALIAS
         if asks_more and rest < FOLLOW_UP_CONTENT and not names_another:
@@ -106,7 +105,7 @@ def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = Non
     if confident:
         return Understanding(Outcome.ANSWER, best.entry_id, aspects or (Aspect.OVERVIEW,), matches,
                              normalized=normalized, corrections=query.corrections)
-    if names_something and (best.alias_hit >= CLARIFY_MIN_ALIAS or best.phrase >= CLARIFY_MIN_PHRASE):
+    if names_something:
         return Understanding(Outcome.CLARIFY, None, aspects, matches[:3], normalized=normalized, corrections=query.corrections)
     return Understanding(Outcome.UNKNOWN, None, aspects, matches, normalized=normalized, corrections=query.corrections)
 
