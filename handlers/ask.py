@@ -9,10 +9,12 @@ from handlers.core import Context, Router
 from handlers.messages import Button, Incoming, Reply
 from handlers.smalltalk import EMPTY_REPLY, NO_WORDS_REPLY, small_talk_reply
 from knowledge import unanswered
-from nlp import Outcome, understand
+from knowledge.schema import Entry
+from nlp import Outcome, Understanding, understand
 from nlp.aspects import Aspect
 
 _ASPECT_BUTTONS_PER_ROW = 2
+LOW_CONFIDENCE = 0.55  # answers scored below this are kept for staff to check
 log = logging.getLogger(__name__)
 
 
@@ -40,10 +42,7 @@ def answer_text(incoming: Incoming, context: Context) -> list[Reply]:
     return [dont_know(context, result.candidate_ids)]
 
 
-LOW_CONFIDENCE = 0.55  # answers scored below this are kept for staff to check
-
-
-def _unsure(result) -> bool:
+def _unsure(result: Understanding) -> bool:
     return not result.follow_up and bool(result.candidates) and result.candidates[0].score < LOW_CONFIDENCE
 
 
@@ -74,7 +73,7 @@ def answer_entry(context: Context, chat_key: str, entry_id: str, aspects: tuple[
     return Reply(write_answer(entry, shown), rows, entry_id=entry.id, aspects=tuple(a.value for a in shown))
 
 
-def _has(entry, aspect: Aspect) -> bool:
+def _has(entry: Entry, aspect: Aspect) -> bool:
     return bool({Aspect.FEE: entry.fees, Aspect.DURATION: entry.durations, Aspect.DOCUMENTS: entry.documents}[aspect])
 
 
