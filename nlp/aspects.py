@@ -27,8 +27,8 @@ _PATTERNS: dict[Aspect, str] = {
     Aspect.DURATION: r"((mat|het|ton) )?bao lau|(mat )?may ngay|may ngay|bao nhieu ngay|may hom|may thang|(?<!chua )bao gio (thi )?(co|xong|lay|nhan|duoc)|khi nao (thi )?(co|xong|lay|nhan|duoc)"
     r"|thoi gian|thoi han|lay (ngay|luon)|trong ngay|cho (may|bao)|mat may|ngay lam viec|han giai quyet|bao nhieu ngay|bao nhieu lau|nhanh khong|lau khong",
     Aspect.DOCUMENTS: r"giay to|ho so gom|ho so can|thanh phan|can (nhung )?gi\b|can mang|mang (theo )?(nhung )?gi\b|chuan bi|can nhung|nop (nhung )?gi\b"
-    r"|(gom|can|mang|nop|chuan bi) nhung gi\b|giay gi\b|mang gi\b|ban goc|ban photo|can (co )?nhung|co can (co )?(giay|ban|anh|mang|nop)|giay kham",
-    Aspect.PLACE: r"o dau|cho nao|noi nao|co quan nao|nop tai|lam tai|den dau|tai dau|ben nao|phong nao|co quan gi|dia chi|xa nao|phuong nao|cap nao"
+    r"|(gom|can|mang|nop|chuan bi) nhung gi\b|giay gi\b|mang gi\b|ban goc|ban photo|can (co )?nhung|co can (co )?(giay|ban|anh|mang|nop)|giay kham|ho so (gi|nhung gi)\b|can (nhung )?ho so",
+    Aspect.PLACE: r"o dau|(di|ra|den|len|toi|nop|lam) dau\b|bao cho ai|cho nao|noi nao|co quan nao|nop tai|lam tai|den dau|tai dau|ben nao|phong nao|co quan gi|dia chi|xa nao|phuong nao|cap nao"
     r"|noi (nguoi|minh|con|dang|o|co|sinh|thuong tru|tam tru)|hay noi|ve que|ra (xa|phuong)|o xa",
     Aspect.ONLINE: r"online|onl\b|truc tuyen|(tren|qua|bang|tai) (vneid|dvc|app)|vneid (duoc|dc)|dvc|qua mang|tren mang|dich vu cong|\bapp\b|ung dung|toan trinh|tai khoan|dang nhap|internet|website|\bweb\b|cong dvc",
     Aspect.POSTAL: r"buu dien|buu chinh|(nhan|giao|tra|gui|ship)\b.{0,25}\b(tai|ve|den) nha|gui (qua|ve)|ship|chuyen phat|giao (ve|tan)|nhan (o|tai) nha|qua buu|vnpost",
@@ -53,7 +53,8 @@ def detect_aspects(folded: str) -> list[Aspect]:
     """Aspects asked, most important first; empty when the question asks about the procedure as a whole."""
     text = _MASKS.sub(" ", folded)
     found = {aspect: m.start() for aspect, pattern in _COMPILED.items() if (m := pattern.search(text))}
-    if _WHAT_IS.search(text) and not any(a in found for a in (Aspect.FEE, Aspect.DURATION, Aspect.DOCUMENTS)):
+    if _WHAT_IS.search(text) and not any(a in found for a in (Aspect.FEE, Aspect.DURATION, Aspect.DOCUMENTS)) \
+            and "dieu kien" not in text:
         return [Aspect.OVERVIEW]  # "tạm vắng là gì": what the procedure is
     strong = [a for a in _PRIORITY if a in found and a not in _WEAK]
     if set(strong) == {Aspect.DOCUMENTS, Aspect.PLACE}:

@@ -15,6 +15,11 @@ from nlp.normalize import fold, normalize
 # base lacks ("xin visa", "mã số thuế") does neither, and gets "I don't know" instead of a wrong answer.
 NAMED_ALIAS = 0.4
 NAMED_PHRASE = 0.75
+# A situation described without the procedure's name ("quán ăn muốn nghỉ bán 6 tháng") still counts when
+# one entry is far ahead of all others and the question touches its names at least a little.
+DOMINANT_SCORE = 0.6
+DOMINANT_GAP = 0.35
+DOMINANT_ALIAS = 0.2
 ANSWER_SCORE = 0.40  # a named best entry at least this sure ...
 ANSWER_MARGIN = 0.015  # ... and this far ahead of the next one is the answer; otherwise choices
 CLARIFY_SCORE = 0.30  # below this nothing is close enough to offer: say we don't know
@@ -83,7 +88,9 @@ def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = Non
     best = matches[0] if matches else None
     second = matches[1].score if len(matches) > 1 else 0.0
     content = query.content_weight / index.unknown_idf
-    named = best is not None and (best.alias_hit >= NAMED_ALIAS or best.phrase >= NAMED_PHRASE)
+    gap = best.score - second if best is not None else 0.0
+    named = best is not None and (best.alias_hit >= NAMED_ALIAS or best.phrase >= NAMED_PHRASE or (
+        best.score >= DOMINANT_SCORE and gap >= DOMINANT_GAP and best.alias_hit >= DOMINANT_ALIAS))
     names_something = named and content >= MIN_CONTENT and best.score >= CLARIFY_SCORE
     confident = named and best.score >= ANSWER_SCORE and best.score - second >= ANSWER_MARGIN
 
