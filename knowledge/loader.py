@@ -35,21 +35,24 @@ def seed_starter(session: Session) -> int:
     changed = 0
     for entry in read_starter():
         key = f"{FINGERPRINT_PREFIX}{entry.id}"
+        release = fingerprint(entry)
         row = rows.get(entry.id)
         if row is None:
             session.add(repository.to_row(entry, source="starter"))
         else:
             current = fingerprint(repository.to_entry(row))
-            if current == fingerprint(entry) or current != repository.get_meta(session, key):
-                if current != fingerprint(entry):
-                    log.info("starter entry %s was edited in this database; keeping that version", entry.id)
-                repository.set_meta(session, key, repository.get_meta(session, key) or current)
+            loaded = repository.get_meta(session, key)
+            if current == release:
+                repository.set_meta(session, key, release)
+                continue
+            if current != loaded:  # someone changed it since it was loaded (or it predates fingerprints)
+                log.info("starter entry %s was edited in this database; keeping that version", entry.id)
                 continue
             before = editing.entry_dict(repository.to_entry(row))
             repository.apply_entry(row, entry)
             session.add(RevisionRow(entry_id=entry.id, action="update", actor="starter", source="new release",
                                     before=before, after=editing.entry_dict(entry)))
-        repository.set_meta(session, key, fingerprint(entry))
+        repository.set_meta(session, key, release)
         changed += 1
     repository.set_meta(session, STARTER_KEY, digest)
     if changed:
