@@ -78,6 +78,7 @@ def run(
     """Serve the chat channels (Telegram, Zalo, or both in one process)."""
     import asyncio
 
+    from background import background_services
     from channels.runner import CHANNELS, ChannelError, run_channels
 
     settings = _settings(ctx, db)
@@ -88,8 +89,9 @@ def run(
         typer.echo(f"Kênh không hợp lệ: {', '.join(unknown) or '(chưa có)'}; dùng telegram, zalo (và đặt token tương ứng).", err=True)
         raise typer.Exit(2)
     router = build_router(settings, live=True)
+    services = background_services(settings, router.context.db)
     try:
-        asyncio.run(run_channels(router, settings, chosen, webhook))
+        asyncio.run(run_channels(router, settings, chosen, webhook, services))
     except ChannelError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(1) from None

@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Sequence
 from urllib.parse import urlparse
 
+from background import BackgroundService
 from config import Settings
 from handlers.core import Router
 
@@ -19,8 +21,9 @@ class ChannelError(Exception):
     """A channel that cannot start (no token, rejected token, bad webhook settings)."""
 
 
-async def run_channels(router: Router, settings: Settings, channels: list[str], webhook: bool = False) -> None:
-    """Serve every named channel until Ctrl+C or SIGTERM."""
+async def run_channels(router: Router, settings: Settings, channels: list[str], webhook: bool = False,
+                       services: Sequence[BackgroundService] = ()) -> None:
+    """Serve every named channel, and run the background services, until Ctrl+C or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -32,12 +35,40 @@ async def run_channels(router: Router, settings: Settings, channels: list[str], 
             started.append(await _start_telegram(router, settings, webhook))
         if "zalo" in channels:
             started.append(await _start_zalo(router, settings, webhook))
+        if services:
+            started.append(await _start_services(settings, channels, services))
         log.warning("serving %s (%s); Ctrl+C to stop", ", ".join(channels), "webhook" if webhook else "long polling")
         await stop.wait()
     finally:
         for stopper in reversed(started):
             with contextlib.suppress(Exception):
                 await stopper()
+
+
+async def _start_services(settings: Settings, channels: list[str], services: Sequence[BackgroundService]):
+    """One scheduler for all background work; unprompted messages go out on the running channels only."""
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from channels.outbound import close_all, senders_from_settings
+
+    senders = {name: sender for name, sender in senders_from_settings(settings).items() if name in channels}
+    scheduler = AsyncIOScheduler(timezone=settings.timezone)
+    running: list[BackgroundService] = []
+    for service in services:
+        await service.start(scheduler, senders)
+        running.append(service)
+    scheduler.start()
+
+    async def stop_services() -> None:
+        scheduler.shutdown(wait=False)
+        for service in reversed(running):
+            try:
+                await service.stop()
+            except Exception:  # noqa: BLE001 - stopping must go on for the others
+                log.exception("stopping %s failed", service.name)
+        await close_all(senders)
+
+    return stop_services
 
 
 async def _start_telegram(router: Router, settings: Settings, webhook: bool):

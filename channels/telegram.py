@@ -73,6 +73,9 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
     for row in reply.buttons:
         kept = []
         for button in row:
+            if button.url:
+                kept.append(InlineKeyboardButton(button.label, url=button.url))
+                continue
             if not 1 <= len(button.data.encode("utf-8")) <= MAX_CALLBACK_DATA:
                 log.error("button %r dropped: callback data %r is not 1-%d bytes", button.label, button.data, MAX_CALLBACK_DATA)
                 continue

@@ -10,7 +10,8 @@ class Button:
     """A choice the user can tap (or, where a platform has no buttons, answer by its number)."""
 
     label: str
-    data: str
+    data: str = ""
+    url: str | None = None  # a link button (announcements): opens the address instead of sending data
 
 
 @dataclass(frozen=True)
