@@ -18,7 +18,7 @@ if str(PROJECT_DIR) not in sys.path:
     sys.path.insert(0, str(PROJECT_DIR))
 
 from hypothesis import HealthCheck, settings as hypothesis_settings  # noqa: E402
-from sqlalchemy import Engine, text  # noqa: E402
+from sqlalchemy import Engine, MetaData, text  # noqa: E402
 
 from config import SHARED_DIR, Settings  # noqa: E402
 from handlers import build_router  # noqa: E402
@@ -69,6 +69,10 @@ def empty_database(url: str) -> None:
     engine = make_engine(url)
     try:
         Base.metadata.drop_all(engine)
+        # Tables of features whose models this process never imported are dropped too.
+        leftover = MetaData()
+        leftover.reflect(engine)
+        leftover.drop_all(engine)
         with engine.begin() as connection:
             connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
     finally:
