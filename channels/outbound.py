@@ -67,14 +67,13 @@ class TelegramSender:
     def __init__(self, token: str, base_url: str | None = None, *, connections: int = 64) -> None:
         from telegram import Bot
         from telegram.constants import FloodLimit, MessageLimit
-        from telegram.request import HTTPXRequest
-
+        from channels.http import AiohttpRequest
         from channels.telegram import file_url_for
 
         self.max_text = MessageLimit.MAX_TEXT_LENGTH
         self.messages_per_second = FloodLimit.MESSAGES_PER_SECOND
         self.seconds_per_chat = 1 / FloodLimit.MESSAGES_PER_SECOND_PER_CHAT
-        request = HTTPXRequest(connection_pool_size=connections, pool_timeout=30)
+        request = AiohttpRequest(connections, pool_timeout=30)
         kwargs = {"base_url": base_url, "base_file_url": file_url_for(base_url)} if base_url else {}
         self.bot = Bot(token, request=request, **kwargs)
         self._ready = False
