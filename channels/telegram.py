@@ -32,6 +32,7 @@ from telegram.ext import (
 )
 
 from channels.base import respond, split_text
+from channels.http import AiohttpRequest
 from config import Settings
 from handlers.core import ONLY_TEXT, Router
 from handlers.messages import Incoming, IncomingFile, Reply
@@ -42,7 +43,8 @@ CHANNEL = "telegram"
 MAX_TEXT = MessageLimit.MAX_TEXT_LENGTH  # 4096 characters
 MAX_CALLBACK_DATA = InlineKeyboardButtonLimit.MAX_CALLBACK_DATA  # 64 bytes
 MAX_DOWNLOAD = FileSizeLimit.FILESIZE_DOWNLOAD  # 20 MB: the Bot API serves no bigger file to bots
-MAX_CONCURRENT_UPDATES = 256  # one per chat at a time; matches PTB's HTTP connection pool
+MAX_CONCURRENT_UPDATES = 256  # one per chat at a time
+CONNECTION_POOL_SIZE = 64  # replies in flight at once; more only adds connection set-up under a burst
 # Telegram allows about 30 messages per second across chats; keeping a little under it leaves room for
 # the jitter of requests in flight, which would otherwise turn a burst into 429s (and a pause for all).
 MESSAGES_PER_SECOND = 27
@@ -287,18 +289,21 @@ def build_application(
     *,
     base_url: str | None = None,
     webhook: bool = False,
-    overall_max_rate: float = MESSAGES_PER_SECOND,
+    overall_max_rate: float | None = None,
 ) -> Application:
     """The Telegram application for one conversation core.
 
     `base_url` (else TELEGRAM_API_BASE_URL) points at another Bot API server, in PTB's form
     "http://127.0.0.1:8081/bot". `webhook`: updates will come through PTB's webhook server
     (`run_webhook`, or `start(app, Webhook(...))`), so the long-poll settings are left out. `overall_max_rate`: messages per second across all chats
-    (Telegram's limit is about 30; 0 lifts it, as the benchmark does to measure the bot itself).
+    (default TELEGRAM_MESSAGES_PER_SECOND; Telegram's limit is about 30; 0 lifts it, as the benchmark does to
+    measure the bot itself).
     """
     token = settings.telegram_bot_token
     if not token:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+    if overall_max_rate is None:
+        overall_max_rate = getattr(settings, "telegram_messages_per_second", MESSAGES_PER_SECOND)
     base_url = base_url or getattr(settings, "telegram_api_base_url", None)
     builder = (
         Application.builder()
@@ -307,12 +312,12 @@ def build_application(
         .concurrent_updates(PerChatUpdateProcessor())
         .post_init(post_init)
         # Under a burst the event loop may lag; waiting for a free connection is then normal, not an error.
-        .pool_timeout(10)
+        .request(AiohttpRequest(CONNECTION_POOL_SIZE, pool_timeout=10))
+        # The long poll must outlast the server's wait; a 2nd connection for the offset call at shutdown.
+        .get_updates_request(AiohttpRequest(2, read_timeout=POLL_TIMEOUT + 10, pool_timeout=10))
     )
     if base_url:
         builder = builder.base_url(base_url).base_file_url(file_url_for(base_url))
-    if not webhook:  # the long poll must outlast the server's wait; a 2nd connection for the offset call at shutdown
-        builder = builder.get_updates_read_timeout(POLL_TIMEOUT + 10).get_updates_connection_pool_size(2)
     app = builder.build()
     channel = TelegramChannel(router)
     app.bot_data["channel"] = channel
