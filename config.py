@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     telegram_bot_token: str | None = None
     telegram_bot_username: str | None = None  # for deep links and QR codes (t.me/<username>?start=...)
     telegram_api_base_url: str | None = None  # another Bot API server, e.g. http://127.0.0.1:8081/bot
+    # Replies per second across all chats; Telegram allows about 30. 0 lifts the limit (a test server).
+    telegram_messages_per_second: float = 27.0
     zalo_bot_token: str | None = None
     zalo_api_base_url: str | None = None
     # Webhook mode (behind a reverse proxy): the public URL, the secret the platform sends back, where to listen.
@@ -38,6 +40,30 @@ class Settings(BaseSettings):
     national_catalogue: Path | None = SHARED_DIR / "data" / "dvcqg" / "procedures_all_ministries.jsonl.gz"
     record_questions: bool = True  # keep unanswered questions for staff (off for evaluation and benchmarks)
     reload_seconds: float = 1.0  # how often a running bot checks whether the knowledge base changed
+    # Processes answering questions beside the channels' own (channels.workers): 1 on a server with two
+    # cores or more keeps replies quick under a burst; 0 answers in the channels' process (least memory).
+    core_workers: int = Field(default=0, ge=0, le=16)
+
+    # Subscriptions and broadcasts
+    office_areas: str = ""  # communes/wards the office serves, comma-separated: subscribers may narrow to one
+    broadcast_messages_per_second: float | None = None  # overall pace; default the platform's (Telegram: 30)
+    broadcast_max_attempts: int = 5  # tries per recipient on network errors and 5xx before it counts as failed
+    broadcast_lease_seconds: float = 30.0  # a sending process silent this long is taken over by another
+    broadcast_poll_seconds: float = 2.0  # how often a running bot looks for announcements created elsewhere
+
+    # Dossier tracking and reminders
+    quiet_hours_start: str = "21:00"  # office time: reminders falling due from then on wait until quiet_hours_end
+    quiet_hours_end: str = "07:00"
+    appointment_reminder_time: str = "08:00"  # "your appointment is tomorrow" goes out at this time the day before
+    uncollected_days: int = 5  # remind once when a ready result has not been collected after this many days
+    reminder_scan_seconds: float = 15.0  # how often a running bot looks for due reminders
+    reminder_lease_seconds: float = 300.0  # a claimed reminder not marked sent by then is taken up again
+    dossier_push_api_key: str | None = None  # set it to accept status updates over HTTP (X-API-Key header)
+    dossier_push_listen: str = "127.0.0.1"
+    dossier_push_port: int = 8450
+    dossier_status_url: str | None = None  # a JSON status feed of the one-stop software, polled
+    dossier_poll_seconds: float = 300.0
+    dossier_status_fields: dict[str, str] = Field(default_factory=dict)  # our field name -> the feed's, e.g. {"code": "MaHoSo"}
 
     log_level: str = "WARNING"
 

@@ -4,14 +4,24 @@ long answers at paragraph boundaries to fit a platform's message length."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
-from handlers.core import Router
+from handlers.core import SORRY, Router
 from handlers.messages import Incoming, Reply
+
+log = logging.getLogger(__name__)
 
 
 async def respond(router: Router, incoming: Incoming) -> list[Reply]:
-    """The core is synchronous (it may touch the database); run it in a worker thread so one slow
-    question never holds up the other chats on this event loop."""
+    """The core is synchronous (it may touch the database): it runs in the router's worker processes
+    when it has some (channels.workers), else in a thread, so one slow question never holds up the
+    other chats on this event loop."""
+    if router.workers is not None:
+        try:
+            return await router.workers.handle(incoming, frozenset(router.buttonless_channels))
+        except Exception:  # noqa: BLE001 - a worker that died must not leave the citizen without a word
+            log.exception("worker failed for %s", incoming.chat_key)
+            return [Reply(SORRY)]
     return await asyncio.to_thread(router.handle, incoming)
 
 

@@ -31,6 +31,8 @@ async def run_channels(router: Router, settings: Settings, channels: list[str], 
             loop.add_signal_handler(sig, stop.set)
     started: list = []
     try:
+        if settings.core_workers and router.workers is None:
+            started.append(await _start_workers(router, settings))
         if "telegram" in channels:
             started.append(await _start_telegram(router, settings, webhook))
         if "zalo" in channels:
@@ -43,6 +45,18 @@ async def run_channels(router: Router, settings: Settings, channels: list[str], 
         for stopper in reversed(started):
             with contextlib.suppress(Exception):
                 await stopper()
+
+
+async def _start_workers(router: Router, settings: Settings):
+    from channels.workers import CoreWorkers
+
+    router.workers = await CoreWorkers(settings, settings.core_workers).start()
+
+    async def stop_workers() -> None:
+        workers, router.workers = router.workers, None
+        await asyncio.to_thread(workers.shutdown)
+
+    return stop_workers
 
 
 async def _start_services(settings: Settings, channels: list[str], services: Sequence[BackgroundService]):

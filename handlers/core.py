@@ -71,6 +71,8 @@ class Router:
         self.file_handler: Handler | None = None
         # Channels that show no buttons: there every button is offered as a number to type.
         self.buttonless_channels: set[str] = set()
+        # Worker processes answering for the channels (channels.workers.CoreWorkers), if configured.
+        self.workers = None
 
     def command(self, name: str, handler: Handler, help: str | None = None, roles: frozenset[Role] = frozenset()) -> None:
         self.commands[name] = Command(name, handler, help if help is not None else (handler.__doc__ or "").strip(), roles)

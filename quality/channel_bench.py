@@ -4,7 +4,10 @@ The real Telegram application (python-telegram-bot, long polling) runs against t
 of tests/fake_telegram.py with the starter knowledge base; each chat's latency is from the moment its
 update is queued on the server to the moment the server receives the bot's reply.
 
-    python -m quality.channel_bench [--chats 200] [--runs 3] [--flood-limit]
+    python -m quality.channel_bench [--chats 200] [--runs 3] [--workers 1] [--flood-limit]
+
+`--workers 1` (the default) answers in one worker process beside the bot's, as CORE_WORKERS=1 does on a
+server with two cores or more; `--workers 0` answers in the bot's own process.
 
 Without --flood-limit the bot's overall rate limiter is lifted, so the figures measure the bot itself
 (polling, the core, sending). With it, the bot keeps Telegram's ~30 messages/s and the fake refuses
@@ -68,7 +71,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def _burst(router, chats: int, flood_limit: bool) -> dict:
+async def _burst(router, chats: int, flood_limit: bool, workers: int = 0) -> dict:
     from telegram.constants import FloodLimit
 
     from channels import telegram as tg
@@ -83,6 +86,10 @@ async def _burst(router, chats: int, flood_limit: bool) -> dict:
         # With the flood limit the bot runs as in production; without, its own limiter is lifted too.
         limit = {} if flood_limit else {"overall_max_rate": 0}
         app = tg.build_application(router, settings, base_url=fake.base_url, **limit)
+        if workers:
+            from channels.workers import CoreWorkers
+
+            router.workers = await CoreWorkers(router.context.settings, workers).start()
         await tg.start(app)
         try:
             for i, question in enumerate(warm):
@@ -105,6 +112,9 @@ async def _burst(router, chats: int, flood_limit: bool) -> dict:
             throttled = fake.throttled - throttled_before
         finally:
             await tg.stop(app)
+            if router.workers is not None:
+                router.workers.shutdown()
+                router.workers = None
     return {
         "chats": chats,
         "answered": len(latencies),
@@ -114,21 +124,23 @@ async def _burst(router, chats: int, flood_limit: bool) -> dict:
         "max_ms": round(max(latencies), 1) if latencies else None,
         "wall_s": round(wall, 3),
         "flood_limit": flood_limit,
+        "workers": workers,
         "rejected_429": throttled,
     }
 
 
-def run_channel_bench(chats: int = 200, *, flood_limit: bool = False, router=None) -> dict:
+def run_channel_bench(chats: int = 200, *, flood_limit: bool = False, workers: int = 0, router=None) -> dict:
     """One burst of `chats` simultaneous questions; prints and returns median and p99 update-to-reply times."""
     with tempfile.TemporaryDirectory(prefix="motcua-channel-bench-") as workdir:
         router = router or build_bench_router(Path(workdir))
-        result = asyncio.run(_burst(router, chats, flood_limit))
+        result = asyncio.run(_burst(router, chats, flood_limit, workers))
     print(_line(result))
     return result
 
 
 def _line(result: dict) -> str:
     mode = "with Telegram's 30 msg/s flood limit" if result["flood_limit"] else "bot alone (no flood limit)"
+    mode += f", {result['workers']} core worker process(es)" if result["workers"] else ", core in the bot's process"
     return (f"{result['answered']}/{result['chats']} chats answered, {mode}: median {result['median_ms']} ms, "
             f"p99 {result['p99_ms']} ms, max {result['max_ms']} ms, all answered in {result['wall_s']} s, "
             f"429s {result['rejected_429']}")
@@ -139,10 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chats", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--flood-limit", action="store_true", help="keep Telegram's ~30 messages/s (fake enforces it)")
+    parser.add_argument("--workers", type=int, default=1, help="core worker processes, as CORE_WORKERS (0: in the bot's process)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="motcua-channel-bench-") as workdir:
         router = build_bench_router(Path(workdir))
-        results = [run_channel_bench(args.chats, flood_limit=args.flood_limit, router=router) for _ in range(args.runs)]
+        results = [run_channel_bench(args.chats, flood_limit=args.flood_limit, workers=args.workers, router=router)
+                   for _ in range(args.runs)]
     median_p99 = statistics.median(r["p99_ms"] or float("inf") for r in results)
     all_answered = all(r["all_answered"] for r in results)
     summary = {
