@@ -13,12 +13,17 @@ from typing import Annotated
 
 import typer
 
+from broadcasts.cli import broadcast_app
 from config import SHARED_DIR, Settings, get_settings
 from knowledge.cli import kb_app, staff_app
+from reminders.cli import dossiers_app, jobs_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, help=__doc__)
 app.add_typer(kb_app, name="kb")
 app.add_typer(staff_app, name="staff")
+app.add_typer(dossiers_app, name="dossiers")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(broadcast_app, name="broadcast")
 DEFAULT_EVAL = SHARED_DIR / "eval" / "dev.jsonl"
 
 

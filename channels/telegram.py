@@ -59,6 +59,10 @@ CITIZEN_COMMANDS: dict[str, str] = {
     "help": "Hướng dẫn sử dụng và danh sách lệnh",
     "thutuc": "Xem danh sách thủ tục theo nhóm",
     "lienhe": "Địa chỉ, giờ làm việc, điện thoại Bộ phận Một cửa",
+    "theodoi": "Theo dõi hồ sơ đã nộp: /theodoi <mã hồ sơ>",
+    "hoso": "Các hồ sơ bạn đang theo dõi và tình trạng",
+    "dangky": "Đăng ký nhận thông báo của Bộ phận Một cửa",
+    "huydangky": "Ngừng nhận thông báo",
     "xoadulieu": "Xóa những gì trợ lý ghi nhớ về bạn",
 }
 FILE_TOO_BIG = "Tệp {name} quá lớn: Telegram chỉ cho phép bot tải tệp đến 20 MB. Bạn vui lòng gửi tệp nhỏ hơn."

@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
-from handlers import ask, general, privacy, staff
+from handlers import ask, general, privacy, staff, subscribe, track
+from handlers import broadcast as broadcasting
 from handlers.core import CatalogSource, Context, Router
 from knowledge.catalog import Catalog, FixedCatalog
 
@@ -21,5 +22,8 @@ def build_router(catalog: Catalog | CatalogSource, settings: Settings, db: sessi
     general.register(router)
     privacy.register(router)
     staff.register(router)
+    subscribe.register(router)
+    broadcasting.register(router)
     ask.register(router)
+    track.register(router)  # after ask: it wraps the text handler to catch questions about a dossier
     return router

@@ -4,7 +4,8 @@ The real python-telegram-bot client talks to it over real HTTP (`base_url=fake.b
 queued updates to getUpdates (long polling, woken as soon as an update is pushed), records every
 request and every message the bot sends per chat, and can be told to fail requests for a chat the
 way Telegram does (429 with retry_after, 403 for a user who blocked the bot, 400 chat not found, 5xx)
-or to throttle the whole bot beyond N messages per second.
+or to throttle the whole bot beyond N messages per second (a token bucket, or a strict sliding second:
+`rate_window="sliding"`); `delivered()` counts the messages each chat got, for exactly-once checks.
 
     async with FakeTelegram() as fake:
         app = build_application(router, settings, base_url=fake.base_url)
@@ -20,7 +21,7 @@ import json
 import math
 import socket
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -87,6 +88,9 @@ class FakeTelegram:
     token: str = TOKEN
     long_poll_cap: float = 1.0  # getUpdates waits at most this long (not the client's 10-50 s) so tests end fast
     rate_limit: int | None = None  # 429 beyond this many sent messages per second, bot-wide (benchmark)
+    # "bucket": bursts of `rate_limit`, then `rate_limit` a second; "sliding": never more than `rate_limit`
+    # in any one second (stricter), with retry_after the whole seconds until the window frees up.
+    rate_window: str = "bucket"
 
     calls: list[Call] = field(default_factory=list)
     sent: dict[int, list[Sent]] = field(default_factory=lambda: defaultdict(list))
@@ -103,6 +107,7 @@ class FakeTelegram:
         self._files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, data)
         self._failures: dict[int, list[_Failure]] = defaultdict(list)
         self._tokens = float(self.rate_limit or 0)
+        self._window: deque[float] = deque()  # accepted sends in the last second ("sliding")
         self._refilled = time.monotonic()
         self._changed = asyncio.Event()  # set (and replaced) on every request: wakes `wait_for`
         self._new_update = asyncio.Event()  # set (and replaced) on every push: wakes a long poll
@@ -278,11 +283,17 @@ class FakeTelegram:
             return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
         chat_id = _int(params.get("chat_id"))
         failure = self._failure_for(chat_id) if chat_id is not None else None
-        if failure is None and method.lower() in ("sendmessage", "senddocument") and self._over_rate_limit():
-            self.throttled += 1
-            failure = "429"
+        retry_after = None
+        if failure is None and method.lower() in ("sendmessage", "senddocument"):
+            retry_after = self._throttle()
+            if retry_after is not None:
+                self.throttled += 1
+                failure = "429"
         if failure is not None:
             status, body = ERRORS[failure]
+            if retry_after is not None:
+                body = {**body, "description": f"Too Many Requests: retry after {retry_after}",
+                        "parameters": {"retry_after": retry_after}}
             call.status = status
             self._wake()
             return web.json_response(body, status=status)
@@ -302,6 +313,25 @@ class FakeTelegram:
             failure.remaining -= 1
             return failure.kind
         return None
+
+    def _throttle(self) -> int | None:
+        """None when this send is within the rate limit; otherwise the retry_after to answer with."""
+        if self.rate_window != "sliding":
+            return 1 if self._over_rate_limit() else None
+        if not self.rate_limit:
+            return None
+        now = time.monotonic()
+        while self._window and self._window[0] <= now - 1.0:
+            self._window.popleft()
+        if len(self._window) >= self.rate_limit:
+            return max(1, math.ceil(self._window[0] + 1.0 - now))
+        self._window.append(now)
+        return None
+
+    def delivered(self, method: str = "sendMessage") -> dict[int, int]:
+        """How many messages each chat received (for exactly-once checks)."""
+        return {chat_id: n for chat_id, messages in self.sent.items()
+                if (n := sum(1 for m in messages if m.method == method))}
 
     def _over_rate_limit(self) -> bool:
         """A token bucket: bursts of `rate_limit` messages, then `rate_limit` per second (how the ~30 msg/s

@@ -69,7 +69,8 @@ def title(message) -> str:
 async def test_start_greets_and_sets_the_citizens_command_menu(fake, bot):
     [welcome] = await ask(fake, 1, "/start")
     assert welcome.text.startswith("Xin chào!") and "/thutuc" in welcome.text
-    assert [c["command"] for c in fake.commands] == ["start", "help", "thutuc", "lienhe", "xoadulieu"]
+    assert [c["command"] for c in fake.commands] == ["start", "help", "thutuc", "lienhe", "theodoi", "hoso", "dangky",
+                                                     "huydangky", "xoadulieu"]
     assert all(c["description"] for c in fake.commands)
     assert fake.calls_to("deleteWebhook"), "polling starts by removing any webhook"
     assert all("parse_mode" not in c.params for c in fake.calls_to("sendMessage")), "plain text, nothing to escape"
