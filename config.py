@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -40,9 +41,9 @@ class Settings(BaseSettings):
     national_catalogue: Path | None = SHARED_DIR / "data" / "dvcqg" / "procedures_all_ministries.jsonl.gz"
     record_questions: bool = True  # keep unanswered questions for staff (off for evaluation and benchmarks)
     reload_seconds: float = 1.0  # how often a running bot checks whether the knowledge base changed
-    # Processes answering questions beside the channels' own (channels.workers): 1 on a server with two
-    # cores or more keeps replies quick under a burst; 0 answers in the channels' process (least memory).
-    core_workers: int = Field(default=0, ge=0, le=16)
+    # Processes answering questions beside the channels' own (channels.workers). Unset: 1 on a server with
+    # two cores or more (replies stay quick under a burst), else 0 (answer in the channels' process, least memory).
+    core_workers: int | None = Field(default=None, ge=0, le=16)
 
     # Subscriptions and broadcasts
     office_areas: str = ""  # communes/wards the office serves, comma-separated: subscribers may narrow to one
@@ -66,6 +67,13 @@ class Settings(BaseSettings):
     dossier_status_fields: dict[str, str] = Field(default_factory=dict)  # our field name -> the feed's, e.g. {"code": "MaHoSo"}
 
     log_level: str = "WARNING"
+
+    @property
+    def answering_workers(self) -> int:
+        """CORE_WORKERS, or the default for this machine."""
+        if self.core_workers is not None:
+            return self.core_workers
+        return 1 if (os.cpu_count() or 1) >= 2 else 0
 
     @property
     def has_channel_token(self) -> bool:

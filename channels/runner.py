@@ -31,7 +31,7 @@ async def run_channels(router: Router, settings: Settings, channels: list[str], 
             loop.add_signal_handler(sig, stop.set)
     started: list = []
     try:
-        if settings.core_workers and router.workers is None:
+        if settings.answering_workers and router.workers is None:
             started.append(await _start_workers(router, settings))
         if "telegram" in channels:
             started.append(await _start_telegram(router, settings, webhook))
@@ -50,7 +50,7 @@ async def run_channels(router: Router, settings: Settings, channels: list[str], 
 async def _start_workers(router: Router, settings: Settings):
     from channels.workers import CoreWorkers
 
-    router.workers = await CoreWorkers(settings, settings.core_workers).start()
+    router.workers = await CoreWorkers(settings, settings.answering_workers).start()
 
     async def stop_workers() -> None:
         workers, router.workers = router.workers, None

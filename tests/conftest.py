@@ -57,7 +57,9 @@ def shared_entries() -> dict[str, dict]:
 
 def make_settings(database_url: str = "sqlite://", **overrides) -> Settings:
     """Settings that ignore any .env file or environment of the machine running the tests."""
-    values = dict(telegram_bot_token=None, zalo_bot_token=None, office_phone=None, office_address=None, office_hours=None)
+    # No worker processes unless a test asks: spawning one costs seconds (tests/test_workers.py has its own).
+    values = dict(telegram_bot_token=None, zalo_bot_token=None, office_phone=None, office_address=None, office_hours=None,
+                  core_workers=0)
     values.update(overrides)
     return Settings(_env_file=None, database_url=database_url, **values)
 

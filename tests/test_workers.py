@@ -73,3 +73,44 @@ async def test_200_chats_at_the_same_moment_are_all_answered(router_with_workers
     router, _ = router_with_workers
     result = await _burst(router, 200, flood_limit=False, workers=workers)
     assert result["answered"] == 200 and result["rejected_429"] == 0
+
+
+async def test_run_channels_answers_through_workers_when_configured(router_with_workers):
+    import asyncio
+
+    from channels.runner import run_channels
+    from fake_telegram import FakeTelegram
+    from fake_zalo import FakeZalo
+
+    router, settings = router_with_workers
+    async with FakeTelegram() as telegram:
+        zalo = await FakeZalo().start()
+        try:
+            settings = settings.model_copy(update={
+                "core_workers": 1, "telegram_bot_token": telegram.token, "telegram_api_base_url": telegram.base_url,
+                "zalo_bot_token": zalo.token, "zalo_api_base_url": zalo.base_url,
+            })
+            serving = asyncio.create_task(run_channels(router, settings, ["telegram", "zalo"]))
+            telegram.push_text(601, "lam cccd lan dau mat bao nhieu tien")
+            zalo.push_text("z-601", "/thutuc")
+            [answer] = await telegram.wait_messages(601, 1, timeout=60)
+            [groups] = await zalo.wait_messages("z-601", 1, timeout=60)
+            assert router.workers is not None and len(router.workers) == 1
+            zalo.push_text("z-601", "1")  # Zalo has no buttons: the worker must know to read the number
+            picked = (await zalo.wait_messages("z-601", 2, timeout=60))[1]
+            serving.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await serving
+        finally:
+            await zalo.stop()
+    assert "căn cước lần đầu" in answer.text and "Lệ phí" in answer.text
+    assert "1." in groups and picked != groups and "Nút này đã cũ" not in picked
+    assert router.workers is None, "workers are stopped with the channels"
+
+
+def test_one_worker_by_default_on_a_machine_with_two_cores(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert make_settings(core_workers=None).answering_workers == 1
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert make_settings(core_workers=None).answering_workers == 0
+    assert make_settings(core_workers=3).answering_workers == 3
