@@ -27,11 +27,7 @@ class BackgroundService(Protocol):
 
 def background_services(settings: Settings, db: sessionmaker[Session]) -> list[BackgroundService]:
     """Every feature's background work, registered here."""
-    services: list[BackgroundService] = []
     from broadcasts.service import BroadcastService
-
-    services.append(BroadcastService(settings, db))
     from reminders.service import ReminderService
 
-    services.append(ReminderService(settings, db))
-    return services
+    return [BroadcastService(settings, db), ReminderService(settings, db)]

@@ -1,0 +1,60 @@
+"""The running bot as `bot.py run` wires it: chats, dossier reminders and announcements on one scheduler.
+
+A citizen follows a dossier and subscribes over Telegram (the fake Bot API, the real client). Staff then
+import a status change and create an announcement from the terminal, in other sessions. Both messages
+reach the citizen with nobody running a job by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import make_settings
+from fake_telegram import FakeTelegram
+
+from background import background_services
+from broadcasts import compose
+from channels.runner import run_channels
+from handlers import build_router
+from knowledge.db import session_factory
+from reminders.statuses import Status
+from reminders.store import DossierUpdate, apply_updates
+
+CODE = "000.00.12.H12-240506-0007"
+CITIZEN = 7001
+
+
+async def test_reminders_and_announcements_both_reach_a_citizen_while_the_bot_runs(catalog, open_kb, database_url):
+    db = session_factory(open_kb())
+    with db.begin() as session:
+        apply_updates(session, [DossierUpdate(code=CODE, status=Status.PROCESSING, procedure="Đăng ký khai sinh",
+                                              due_at=datetime.now(UTC) + timedelta(days=5), given=frozenset({"procedure", "due_at"}))],
+                      "import:mot-cua.csv")
+    async with FakeTelegram() as fake:
+        settings = make_settings(database_url, telegram_bot_token=fake.token, telegram_api_base_url=fake.base_url,
+                                 quiet_hours_start="00:00", quiet_hours_end="00:00",  # whatever the hour of the test
+                                 reminder_scan_seconds=0.3, broadcast_poll_seconds=0.3)
+        router = build_router(catalog, settings, db)
+        serving = asyncio.create_task(run_channels(router, settings, ["telegram"], services=background_services(settings, db)))
+        try:
+            fake.push_text(CITIZEN, f"/theodoi {CODE}")
+            [followed] = await fake.wait_messages(CITIZEN, 1, timeout=15)
+            assert followed.text.startswith(f"Đã theo dõi hồ sơ {CODE}")
+            fake.push_text(CITIZEN, "/dangky")
+            await fake.wait_messages(CITIZEN, 2, timeout=15)
+
+            with db.begin() as session:  # as `bot.py dossiers import` and `bot.py broadcast send` would
+                apply_updates(session, [DossierUpdate(code=CODE, status=Status.RESULT_READY)], "import:mot-cua.csv",
+                              datetime.now(UTC))
+                compose.create(session, compose.Draft(text="Thứ Năm tuần này Bộ phận Một cửa không hẹn trả kết quả."),
+                               settings, "cli:test")
+
+            texts = [m.text for m in await fake.wait_messages(CITIZEN, 4, timeout=30)][2:]
+        finally:
+            serving.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await serving
+    assert any(f"Hồ sơ {CODE} (Đăng ký khai sinh) đã có kết quả" in text for text in texts), texts
+    assert "Thứ Năm tuần này Bộ phận Một cửa không hẹn trả kết quả." in texts
