@@ -129,6 +129,9 @@ class KnowledgeIndex:
         self._alias_owner: list[str] = []
         self._alias_total: list[float] = []
         self._alias_postings: dict[str, list[int]] = defaultdict(list)
+        # A name of several words is named only when two of its words stand together in the question: a
+        # lone syllable of it ("giam" of "giám hộ", typed in "giá xăng tăng hay giảm") names nothing.
+        self._alias_needs_pair: list[bool] = []
         for entry in entries:
             for alias in entry.aliases:
                 heavy = [f for f in index_features(alias) if self.weight.get(f, 0.0) >= PHRASE_MIN_WEIGHT]
@@ -137,6 +140,7 @@ class KnowledgeIndex:
                         self._alias_postings[f].append(len(self._alias_owner))
                     self._alias_owner.append(entry.id)
                     self._alias_total.append(sum(self.weight[f] for f in heavy))
+                    self._alias_needs_pair.append(any(" " in f for f in heavy))
         self._phrase_owner = phrase_owner
         self._phrase_postings: dict[str, list[int]] = defaultdict(list)
         self._phrase_norm: list[float] = []
@@ -253,6 +257,7 @@ class KnowledgeIndex:
         cover: dict[str, float] = defaultdict(float)
         dots: dict[int, float] = defaultdict(float)
         alias_hits: dict[int, float] = defaultdict(float)
+        paired: set[int] = set()
         for f, w in weights.items():
             if w >= COVER_MIN_WEIGHT:
                 for entry_id in self._entry_postings.get(f, ()):
@@ -264,9 +269,13 @@ class KnowledgeIndex:
                 dots[idx] += w * base
             for idx in self._alias_postings.get(f, ()):
                 alias_hits[idx] += base
+                if " " in f:
+                    paired.add(idx)
         qnorm = math.sqrt(sum(w * w for w in weights.values() if w >= PHRASE_MIN_WEIGHT)) or 1.0
         best_alias: dict[str, float] = defaultdict(float)
         for idx, hit in alias_hits.items():
+            if self._alias_needs_pair[idx] and idx not in paired:
+                continue
             share = hit / self._alias_total[idx]
             owner = self._alias_owner[idx]
             if share > best_alias[owner]:
