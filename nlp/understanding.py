@@ -20,6 +20,9 @@ NAMED_PHRASE = 0.75
 DOMINANT_SCORE = 0.6
 DOMINANT_GAP = 0.35
 DOMINANT_ALIAS = 0.2
+# Describing a situation takes words: a short question that does not name its procedure ("mã số thuế cá
+# nhân tra ở đâu") is about something else, however far ahead one entry is (units as MIN_CONTENT below).
+DOMINANT_CONTENT = 1.15
 ANSWER_SCORE = 0.40  # a named best entry at least this sure ...
 ANSWER_MARGIN = 0.015  # ... and this far ahead of the next one is the answer; otherwise choices
 CLARIFY_SCORE = 0.30  # below this nothing is close enough to offer: say we don't know
@@ -90,7 +93,8 @@ def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = Non
     content = query.content_weight / index.unknown_idf
     gap = best.score - second if best is not None else 0.0
     named = best is not None and (best.alias_hit >= NAMED_ALIAS or best.phrase >= NAMED_PHRASE or (
-        best.score >= DOMINANT_SCORE and gap >= DOMINANT_GAP and best.alias_hit >= DOMINANT_ALIAS))
+        best.score >= DOMINANT_SCORE and gap >= DOMINANT_GAP and best.alias_hit >= DOMINANT_ALIAS
+        and content >= DOMINANT_CONTENT))
     names_something = named and content >= MIN_CONTENT and best.score >= CLARIFY_SCORE
     confident = named and best.score >= ANSWER_SCORE and best.score - second >= ANSWER_MARGIN
 

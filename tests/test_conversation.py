@@ -229,6 +229,21 @@ def test_an_unrelated_question_claims_no_entry_and_points_to_browsing_and_contac
     assert not choice_buttons(reply), "it says it does not know rather than offering unrelated choices"
 
 
+@pytest.mark.parametrize(("question", "entry_id"), [
+    ("Quán ăn nhà tôi muốn nghỉ bán khoảng 3 tháng vì phải về quê chăm mẹ, có phải báo với ai không ạ?", "1.001570"),
+    ("nhà em có mấy người họ hàng dưới quê lên chơi ở 5 ngày, có phải báo công an không ạ", "2.001159"),
+    ("Em đang hưởng án treo, giờ muốn đi làm ăn ở tỉnh khác 3 tháng thì có phải xin phép không", "1.003677"),
+])
+def test_a_situation_described_at_length_finds_its_procedure(chat, question, entry_id):
+    assert chat.ask(question).entry_id == entry_id
+
+
+def test_a_short_question_that_names_no_procedure_is_not_answered_by_a_lookalike(chat):
+    """'mã số thuế' appears in the closing of a household business, but a personal tax code is something else."""
+    reply = chat.ask("mã số thuế cá nhân tra ở đâu")
+    assert reply.entry_id is None and not choice_buttons(reply)
+
+
 @pytest.mark.parametrize("question", ["giam ho cho em trai bi tam than", "dang ky giam ho"])
 def test_a_name_typed_whole_without_marks_is_still_named(chat, question):
     assert chat.ask(question).entry_id == "1.004837"
