@@ -67,6 +67,7 @@ class TelegramSender:
     def __init__(self, token: str, base_url: str | None = None, *, connections: int = 64) -> None:
         from telegram import Bot
         from telegram.constants import FloodLimit, MessageLimit
+
         from channels.http import AiohttpRequest
         from channels.telegram import file_url_for
 

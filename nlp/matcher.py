@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
+from nlp.features import CONTENT_PAIRS, GAP, GENERIC_PAIRS, GENERIC_WORDS, index_features, index_words, syllables, text_features
 from nlp.normalize import fold, words
-from nlp.features import GAP, CONTENT_PAIRS, GENERIC_PAIRS, GENERIC_WORDS, index_features, index_words, syllables, text_features
 
 GENERIC_FACTOR = 0.12
 TYPO_FACTOR = 0.8

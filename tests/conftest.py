@@ -17,7 +17,8 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 if str(PROJECT_DIR) not in sys.path:
     sys.path.insert(0, str(PROJECT_DIR))
 
-from hypothesis import HealthCheck, settings as hypothesis_settings  # noqa: E402
+from hypothesis import HealthCheck  # noqa: E402
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, MetaData, text  # noqa: E402
 
 from config import SHARED_DIR, Settings  # noqa: E402

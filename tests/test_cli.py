@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import PROJECT_DIR
 from typer.testing import CliRunner
 
-from conftest import PROJECT_DIR
 from quality.contract import answer_lines
 
 CONTRACT_KEYS = {"chat", "id", "aspect", "candidates", "answer"}

@@ -7,9 +7,9 @@ import logging
 import re
 
 import pytest
+from conftest import Chat, make_settings
 from sqlalchemy import func, select
 
-from conftest import Chat, make_settings
 from handlers import build_router
 from handlers.answers import ASPECT_LABELS, SECTIONS, write_answer
 from handlers.core import SORRY

@@ -17,17 +17,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select
-
 from conftest import PROJECT_DIR, Chat, make_settings
-from handlers import build_router
-from knowledge import staff
-from knowledge.catalog import Catalog
-from knowledge.db import session_factory
-from knowledge.editing import current_version, entry_dict
-from knowledge.loader import open_knowledge_base
-from knowledge.models import EntryRow, RevisionRow, StaffRow
-from knowledge.repository import get_entry
+from sqlalchemy import func, select
 from test_kb_files import (  # noqa: F401 - fixtures
     FEE_ENTRY,
     RECORDS,
@@ -42,6 +33,14 @@ from test_kb_files import (  # noqa: F401 - fixtures
     starter_db,
     write_csv,
 )
+
+from handlers import build_router
+from knowledge.catalog import Catalog
+from knowledge.db import session_factory
+from knowledge.editing import current_version, entry_dict
+from knowledge.loader import open_knowledge_base
+from knowledge.models import EntryRow, RevisionRow, StaffRow
+from knowledge.repository import get_entry
 
 
 def run_bot(*args: object, env: dict[str, str] | None = None, timeout: int = 120) -> subprocess.CompletedProcess:

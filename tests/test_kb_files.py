@@ -17,10 +17,10 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from conftest import SHARED_DIR
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from conftest import SHARED_DIR
 from knowledge.db import session_factory
 from knowledge.editing import current_version, entry_dict
 from knowledge.loader import open_knowledge_base

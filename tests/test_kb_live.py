@@ -10,15 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
-
 from conftest import Chat, make_settings
-from handlers import build_router
-from handlers.core import Router
-from handlers.messages import Incoming
-from knowledge import editing, staff
-from knowledge.catalog import LiveCatalog
-from knowledge.db import session_factory
-from knowledge.loader import open_knowledge_base
 from test_kb_cli import run_bot
 from test_kb_files import (  # noqa: F401 - fixtures
     FEE_ENTRY,
@@ -35,6 +27,14 @@ from test_kb_files import (  # noqa: F401 - fixtures
     write_csv,
 )
 from test_kb_staff_chat import HAWKER_ENTRY, OUT_OF_SCOPE
+
+from handlers import build_router
+from handlers.core import Router
+from handlers.messages import Incoming
+from knowledge import editing, staff
+from knowledge.catalog import LiveCatalog
+from knowledge.db import session_factory
+from knowledge.loader import open_knowledge_base
 
 CHECK_EVERY = 0.2
 LIMIT = 5.0

@@ -12,21 +12,9 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
+from conftest import make_settings
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
-
-from conftest import make_settings
-from handlers import build_router
-from handlers.core import Router
-from handlers.messages import Incoming, IncomingFile, Reply
-from handlers.staff import UPLOAD_DIR
-from knowledge import editing, staff
-from knowledge.catalog import LiveCatalog
-from knowledge.db import session_factory
-from knowledge.loader import open_knowledge_base
-from knowledge.models import UnansweredRow
-from knowledge.repository import get_entry, load_entries
-from knowledge.spreadsheet import export_csv
 from test_kb_files import (  # noqa: F401 - fixtures
     FEE_ENTRY,
     FEE_QUESTION,
@@ -38,6 +26,18 @@ from test_kb_files import (  # noqa: F401 - fixtures
     snapshot,
     starter_db,
 )
+
+from handlers import build_router
+from handlers.core import Router
+from handlers.messages import Incoming, IncomingFile, Reply
+from handlers.staff import UPLOAD_DIR
+from knowledge import editing, staff
+from knowledge.catalog import LiveCatalog
+from knowledge.db import session_factory
+from knowledge.loader import open_knowledge_base
+from knowledge.models import UnansweredRow
+from knowledge.repository import get_entry, load_entries
+from knowledge.spreadsheet import export_csv
 
 EDITOR, BROADCASTER = "42", "55"
 UNKNOWN_COMMAND = "Tôi chưa hiểu lệnh này. Gõ /help để xem các lệnh, hoặc cứ đặt câu hỏi bằng lời nhé."

@@ -9,11 +9,11 @@ import json
 import re
 
 import pytest
-from alembic.script import ScriptDirectory
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from conftest import KB_DIR, SHARED_DIR, SHARED_IDS
 from sqlalchemy import func, inspect, select, text
 
-from conftest import KB_DIR, SHARED_DIR, SHARED_IDS
 from handlers.answers import write_answer
 from knowledge import loader
 from knowledge.db import MIGRATIONS_DIR, session_factory

@@ -6,9 +6,10 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
-from hypothesis import given, strategies as st
-
 from conftest import SHARED_IDS
+from hypothesis import given
+from hypothesis import strategies as st
+
 from nlp import KnowledgeIndex, Outcome, Understanding, understand
 from nlp.aspects import Aspect, detect_aspects
 from nlp.normalize import clean, fold, normalize

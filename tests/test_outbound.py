@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
-from channels.outbound import ConsoleSender, Outcome, TelegramSender, ZaloSender, senders_from_settings
-from channels.runner import _start_services
 from conftest import make_settings
 from fake_telegram import FakeTelegram
 from fake_zalo import FakeZalo
+
+from channels.outbound import ConsoleSender, Outcome, TelegramSender, ZaloSender, senders_from_settings
+from channels.runner import _start_services
 from handlers.messages import Button
 
 ZALO_TOKEN = "zalo-test-token"

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from channels.runner import ChannelError, run_channels
-from tests.fake_telegram import FakeTelegram
 from tests.conftest import make_settings
+from tests.fake_telegram import FakeTelegram
 from tests.fake_zalo import FakeZalo
 
 

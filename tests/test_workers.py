@@ -7,10 +7,10 @@ import os
 import signal
 
 import pytest
+from conftest import make_settings
 
 from channels.base import respond
 from channels.workers import CoreWorkers
-from conftest import make_settings
 from handlers import build_router
 from handlers.core import SORRY
 from handlers.messages import Incoming
@@ -78,9 +78,10 @@ async def test_200_chats_at_the_same_moment_are_all_answered(router_with_workers
 async def test_run_channels_answers_through_workers_when_configured(router_with_workers):
     import asyncio
 
-    from channels.runner import run_channels
     from fake_telegram import FakeTelegram
     from fake_zalo import FakeZalo
+
+    from channels.runner import run_channels
 
     router, settings = router_with_workers
     async with FakeTelegram() as telegram:

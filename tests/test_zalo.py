@@ -13,10 +13,10 @@ import time
 import httpx
 import pytest
 from aiohttp import web
-
 from conftest import Chat, make_settings
-from channels.zalo import MESSAGE_LIMIT, SECRET_HEADER, UNSUPPORTED_REPLY, RateLimiter, ZaloApiError, ZaloChannel, message_parts
 from fake_zalo import FakeZalo
+
+from channels.zalo import MESSAGE_LIMIT, SECRET_HEADER, UNSUPPORTED_REPLY, RateLimiter, ZaloApiError, ZaloChannel, message_parts
 from handlers.answers import ASPECT_LABELS, write_answer
 from handlers.core import ONLY_TEXT
 from handlers.messages import Button, Reply
