@@ -20,7 +20,8 @@ class Settings(BaseSettings):
     telegram_bot_token: str | None = None
     telegram_bot_username: str | None = None  # for deep links and QR codes (t.me/<username>?start=...)
     telegram_api_base_url: str | None = None  # another Bot API server, e.g. http://127.0.0.1:8081/bot
-    # Replies per second across all chats; Telegram allows about 30. 0 lifts the limit (a test server).
+    # Replies per second across all chats. Telegram allows about 30; a little under leaves room for the
+    # jitter of requests in flight, which would otherwise turn a burst into 429s. 0 lifts it (a test server).
     telegram_messages_per_second: float = 27.0
     zalo_bot_token: str | None = None
     zalo_api_base_url: str | None = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import getpass
 import sys
 from typing import Annotated
 
@@ -13,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from config import Settings
+from knowledge.cli import cli_actor
 from knowledge.models import local_time
 
 broadcast_app = typer.Typer(help="Announcements to subscribers: send, list, status, cancel, run.", no_args_is_help=True)
@@ -21,19 +21,10 @@ err = Console(stderr=True)
 
 
 def _db(ctx: typer.Context):
-    from knowledge.db import make_engine, migrate, session_factory
+    from knowledge.db import open_database, session_factory
 
     settings: Settings = ctx.obj
-    engine = make_engine(settings.database_url)
-    migrate(engine)  # the announcement tables, without loading the knowledge base's entries
-    return session_factory(engine)
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except OSError:
-        return "cli"
+    return session_factory(open_database(settings.database_url))
 
 
 @broadcast_app.command("send")
@@ -68,7 +59,7 @@ def send(
         raise typer.Exit(1)
     try:
         with db.begin() as session:
-            row = create(session, draft, settings, _actor())
+            row = create(session, draft, settings, cli_actor())
             broadcast_id, state, recipients = row.id, row.state, row.recipients
     except ComposeError as error:
         err.print(f"[red]Không tạo được thông báo:[/red] {error}", highlight=False)
@@ -123,8 +114,8 @@ def cancel(ctx: typer.Context, broadcast_id: int) -> None:
     from broadcasts.compose import cancel as cancel_broadcast
 
     with _db(ctx).begin() as session:
-        row, message = cancel_broadcast(session, broadcast_id, _actor())
-    (out if row is not None and row.cancelled_by == _actor() else err).print(message, highlight=False)
+        row, message = cancel_broadcast(session, broadcast_id, cli_actor())
+    (out if row is not None and row.cancelled_by == cli_actor() else err).print(message, highlight=False)
     if row is None:
         raise typer.Exit(1)
 

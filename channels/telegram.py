@@ -45,9 +45,6 @@ MAX_CALLBACK_DATA = InlineKeyboardButtonLimit.MAX_CALLBACK_DATA  # 64 bytes
 MAX_DOWNLOAD = FileSizeLimit.FILESIZE_DOWNLOAD  # 20 MB: the Bot API serves no bigger file to bots
 MAX_CONCURRENT_UPDATES = 256  # one per chat at a time
 CONNECTION_POOL_SIZE = 64  # replies in flight at once; more only adds connection set-up under a burst
-# Telegram allows about 30 messages per second across chats; keeping a little under it leaves room for
-# the jitter of requests in flight, which would otherwise turn a burst into 429s (and a pause for all).
-MESSAGES_PER_SECOND = 27
 POLL_TIMEOUT = 30  # seconds a getUpdates long poll may wait: fewer idle requests, no added latency
 SEND_ATTEMPTS = 3  # a network error or a 5xx is retried twice; a duplicate beats an unanswered citizen
 BOOTSTRAP_RETRIES = 5  # deleteWebhook / setWebhook at start, retried on network errors
@@ -307,7 +304,7 @@ def build_application(
     if not token:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
     if overall_max_rate is None:
-        overall_max_rate = getattr(settings, "telegram_messages_per_second", MESSAGES_PER_SECOND)
+        overall_max_rate = settings.telegram_messages_per_second
     base_url = base_url or getattr(settings, "telegram_api_base_url", None)
     builder = (
         Application.builder()

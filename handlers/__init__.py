@@ -25,5 +25,5 @@ def build_router(catalog: Catalog | CatalogSource, settings: Settings, db: sessi
     subscribe.register(router)
     broadcasting.register(router)
     ask.register(router)
-    track.register(router)  # after ask: it wraps the text handler to catch questions about a dossier
+    track.register(router)
     return router

@@ -20,6 +20,8 @@ from knowledge.staff import role_of as staff_role
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Incoming, "Context"], list[Reply]]
+# A handler for some free text only (a dossier code in a question): its replies, or None to pass it on.
+TextClaim = Callable[[Incoming, "Context"], list[Reply] | None]
 
 _NUMBER = re.compile(r"^\s*(?:số\s*|so\s*)?([1-9][0-9]?)\s*[.)!]?\s*$", re.IGNORECASE)
 
@@ -68,6 +70,7 @@ class Router:
         self.commands: dict[str, Command] = {}
         self.buttons: dict[str, tuple[Handler, frozenset[Role]]] = {}
         self.text_handler: Handler | None = None
+        self.text_claims: list[TextClaim] = []
         self.file_handler: Handler | None = None
         # Channels that show no buttons: there every button is offered as a number to type.
         self.buttonless_channels: set[str] = set()
@@ -106,6 +109,10 @@ class Router:
     def text(self, handler: Handler) -> None:
         self.text_handler = handler
 
+    def text_claim(self, claim: TextClaim) -> None:
+        """Free text is offered to each claim, in order, before the text handler gets what none took."""
+        self.text_claims.append(claim)
+
     def handle(self, incoming: Incoming) -> list[Reply]:
         """Route one message; a failing handler gets a polite apology, never a crash."""
         try:
@@ -143,6 +150,14 @@ class Router:
             if command is None or not self.allowed(incoming, command.roles):
                 return [Reply("Tôi chưa hiểu lệnh này. Gõ /help để xem các lệnh, hoặc cứ đặt câu hỏi bằng lời nhé.")]
             return command.handler(incoming, self.context)
+        for claim in self.text_claims:
+            try:
+                replies = claim(incoming, self.context)
+            except Exception:  # noqa: BLE001 - a failing feature (its database, say) must not stop ordinary questions
+                log.exception("text claim %s failed for %s", getattr(claim, "__name__", claim), incoming.chat_key)
+                continue
+            if replies is not None:
+                return replies
         if self.text_handler is None:
             return []
         return self.text_handler(incoming, self.context)

@@ -6,12 +6,11 @@ and hears where its dossier stands. Reminders themselves go out from the backgro
 
 from __future__ import annotations
 
-import logging
 import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from handlers.core import Context, Handler, Router, command_argument
+from handlers.core import Context, Router, command_argument
 from handlers.messages import Incoming, Reply
 from nlp.normalize import fold
 from reminders.codes import EXAMPLE, find_code, normalize_code
@@ -30,7 +29,6 @@ from reminders.store import (
     unfollow,
 )
 
-log = logging.getLogger(__name__)
 
 CONSENT = ("Tôi lưu mã hồ sơ này cùng mã cuộc trò chuyện để nhắn bạn khi hồ sơ đổi trạng thái, sắp đến hoặc đã quá "
            "ngày hẹn (không nhắn từ {quiet_start} đến {quiet_end}). Tắt nhắc: /tatnhac {code}; ngừng theo dõi: /huytheodoi {code}; "
@@ -148,6 +146,8 @@ def unmute_command(incoming: Incoming, context: Context) -> list[Reply]:
 
 def dossier_in_text(incoming: Incoming, context: Context) -> list[Reply] | None:
     """The answer when a message asks about a dossier (by its code, or "hồ sơ của tôi tới đâu rồi"); else None."""
+    if context.db is None:
+        return None
     code, typed = find_code(incoming.text)
     if typed:
         return [Reply(MALFORMED.format(typed=typed[:60]))]
@@ -176,18 +176,4 @@ def register(router: Router) -> None:
     router.command("huytheodoi", unfollow_command)
     router.command("tatnhac", mute_command)
     router.command("batnhac", unmute_command)
-    previous: Handler | None = router.text_handler
-
-    def text_with_dossiers(incoming: Incoming, context: Context) -> list[Reply]:
-        # A dossier question is answered from the dossiers; anything else goes on to the previous text handler.
-        if context.db is not None:
-            try:
-                replies = dossier_in_text(incoming, context)
-            except Exception:  # noqa: BLE001 - a database hiccup must not stop ordinary questions
-                log.exception("dossier lookup failed")
-                replies = None
-            if replies is not None:
-                return replies
-        return previous(incoming, context) if previous else []
-
-    router.text(text_with_dossiers)
+    router.text_claim(dossier_in_text)

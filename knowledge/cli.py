@@ -30,7 +30,8 @@ def _engine(ctx: typer.Context):
     return open_knowledge_base(settings.database_url)
 
 
-def _actor() -> str:
+def cli_actor() -> str:
+    """Who made a change from the terminal, as revisions and reports name them."""
     try:
         return f"cli:{getpass.getuser()}"
     except OSError:  # no user name in some containers
@@ -150,7 +151,7 @@ def import_(
     with _progress() as progress:
         task = progress.add_task(f"Nhập {file.name}", total=None)
         with session_factory(engine).begin() as session:
-            summary = apply(session, entries, _actor(), f"file:{file.name}", origin=origin, keep_curated=keep_curated)
+            summary = apply(session, entries, cli_actor(), f"file:{file.name}", origin=origin, keep_curated=keep_curated)
         progress.update(task, total=len(entries), completed=len(entries))
     out.print(f"Đã nhập {file.name}: {summary.describe()}", highlight=False)
 
@@ -189,7 +190,7 @@ def revert(
 
     try:
         with session_factory(_engine(ctx)).begin() as session:
-            undo = revert_revision(session, revision, _actor(), "cli", force=force)
+            undo = revert_revision(session, revision, cli_actor(), "cli", force=force)
             entry_id, undo_id = undo.entry_id, undo.id
     except EditError as error:
         _fail(error)

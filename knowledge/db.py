@@ -43,5 +43,13 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+def open_database(url: str) -> Engine:
+    """An engine on an up-to-date schema, without loading the knowledge base's entries (the dossier and
+    announcement commands need the tables, not the starter data)."""
+    engine = make_engine(url)
+    migrate(engine)
+    return engine
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)

@@ -22,10 +22,9 @@ err = Console(stderr=True)
 
 
 def open_db(settings: Settings):
-    from knowledge.db import make_engine, migrate, session_factory
+    from knowledge.db import open_database, session_factory
 
-    engine = make_engine(settings.database_url)
-    migrate(engine)
+    engine = open_database(settings.database_url)
     return engine, session_factory(engine)
 
 

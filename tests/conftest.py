@@ -26,7 +26,7 @@ from handlers import build_router  # noqa: E402
 from handlers.core import Router  # noqa: E402
 from handlers.messages import Incoming, Reply  # noqa: E402
 from knowledge.catalog import Catalog  # noqa: E402
-from knowledge.db import make_engine  # noqa: E402
+from knowledge.db import make_engine, open_database, session_factory  # noqa: E402
 from knowledge.loader import open_knowledge_base  # noqa: E402
 from knowledge.models import Base  # noqa: E402
 
@@ -94,6 +94,15 @@ def database_url(request, tmp_path) -> str:
     empty_database(TEST_DATABASE_URL)
     yield TEST_DATABASE_URL
     empty_database(TEST_DATABASE_URL)
+
+
+@pytest.fixture
+def db(database_url):
+    """A session factory on the test database with the schema up to date and no entries loaded (for
+    the features that keep their own tables: dossiers, announcements)."""
+    engine = open_database(database_url)
+    yield session_factory(engine)
+    engine.dispose()
 
 
 @pytest.fixture

@@ -19,17 +19,9 @@ from broadcasts.dispatcher import Dispatcher
 from broadcasts.models import BroadcastRow, DeliveryRow, SubscriptionRow, aware, utcnow
 from broadcasts.service import BroadcastService
 from channels.outbound import TelegramSender
-from knowledge.db import make_engine, migrate, session_factory
+from knowledge.db import make_engine, session_factory
 
 AREAS = "Phường Bến Nghé, Phường Đa Kao"
-
-
-@pytest.fixture
-def db(database_url):
-    engine = make_engine(database_url)
-    migrate(engine)  # the announcement tables; these tests need no knowledge base entries
-    yield session_factory(engine)
-    engine.dispose()
 
 
 @pytest.fixture

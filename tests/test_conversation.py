@@ -497,3 +497,20 @@ def test_the_console_chat_ends_at_end_of_input(router, monkeypatch):
     out = io.StringIO()
     run_console(router, Console(file=out, width=120, color_system=None))
     assert "Tạm biệt!" in out.getvalue()
+
+
+def test_a_failing_text_claim_does_not_stop_ordinary_questions(router):
+    """A feature that takes some free text (dossier codes) may fail, e.g. its database; questions still get answers."""
+    def broken(incoming, context):
+        raise RuntimeError("database unavailable")
+
+    router.text_claim(broken)
+    reply = Chat(router, "claim-1").ask("làm căn cước mất bao lâu")
+    assert reply.entry_id is not None and "trục trặc" not in reply.text
+
+
+def test_a_text_claim_answers_what_it_takes_and_passes_the_rest_on(router):
+    router.text_claim(lambda incoming, context: [Reply("hồ sơ của bạn")] if "HS-1" in incoming.text else None)
+    chat = Chat(router, "claim-2")
+    assert chat.ask("HS-1 tới đâu rồi").text == "hồ sơ của bạn"
+    assert chat.ask("làm căn cước mất bao lâu").entry_id is not None

@@ -12,7 +12,6 @@ from openpyxl import Workbook
 from sqlalchemy import func, select
 from test_cli import run_bot
 
-from knowledge.db import make_engine, migrate, session_factory
 from knowledge.spreadsheet import FileProblems
 from reminders.importer import read_dossiers
 from reminders.models import DossierRow, DossierStatusRow
@@ -30,14 +29,6 @@ def write(tmp_path, lines: list[str], name: str = "ho-so.csv"):
     path = tmp_path / name
     path.write_text("\n".join(lines) + "\n", encoding="utf-8-sig")
     return path
-
-
-@pytest.fixture
-def db(database_url):
-    engine = make_engine(database_url)
-    migrate(engine)
-    yield session_factory(engine)
-    engine.dispose()
 
 
 def count(db, model=DossierRow) -> int:

@@ -18,7 +18,7 @@ from conftest import make_settings
 from sqlalchemy import select
 
 from channels.outbound import ConsoleSender, Delivery, Outcome
-from knowledge.db import make_engine, migrate, session_factory
+from knowledge.db import make_engine, session_factory
 from reminders.decide import QuietHours
 from reminders.dispatch import claim, dispatch
 from reminders.models import FollowRow, ReminderRow
@@ -34,14 +34,6 @@ OTHER = "000.00.12.H12-261120-0002"
 def at(text: str) -> datetime:
     """Office time "2026-12-01 08:00" as UTC."""
     return datetime.fromisoformat(text).replace(tzinfo=VN).astimezone(UTC)
-
-
-@pytest.fixture
-def db(database_url):
-    engine = make_engine(database_url)
-    migrate(engine)
-    yield session_factory(engine)
-    engine.dispose()
 
 
 @pytest.fixture

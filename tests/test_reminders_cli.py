@@ -11,25 +11,15 @@ import os
 import subprocess
 import sys
 
-import pytest
 from conftest import PROJECT_DIR
 from sqlalchemy import select
 from test_reminders import at
 
-from knowledge.db import make_engine, migrate, session_factory
 from reminders.models import ReminderRow
 from reminders.statuses import Status
 from reminders.store import DossierUpdate, apply_updates, follow
 
 NOTICE = "[thông báo] "
-
-
-@pytest.fixture
-def db(database_url):
-    engine = make_engine(database_url)
-    migrate(engine)
-    yield session_factory(engine)
-    engine.dispose()
 
 
 def start_jobs(database_url: str, now: str, cwd) -> subprocess.Popen:

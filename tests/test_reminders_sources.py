@@ -12,20 +12,11 @@ from aiohttp import web
 from conftest import make_settings
 from sqlalchemy import func, select
 
-from knowledge.db import make_engine, migrate, session_factory
 from reminders.models import DossierRow, DossierStatusRow
 from reminders.sources import API_KEY_HEADER, PUSH_PATH, PushServer, poll_once
 
 CODE = "000.00.12.H12-261120-0001"
 KEY = "k3y-of-the-one-stop-software-0123456789"
-
-
-@pytest.fixture
-def db(database_url):
-    engine = make_engine(database_url)
-    migrate(engine)
-    yield session_factory(engine)
-    engine.dispose()
 
 
 def stored(db) -> dict[str, str]:

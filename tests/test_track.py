@@ -14,7 +14,6 @@ from sqlalchemy import select
 from channels import telegram as tg
 from channels.outbound import TelegramSender
 from handlers import build_router
-from knowledge.db import make_engine, migrate, session_factory
 from reminders.dispatch import dispatch
 from reminders.models import FollowRow, ReminderRow
 from reminders.scan import scan
@@ -26,12 +25,10 @@ OTHER = "000.00.12.H12-240506-0002"
 
 
 @pytest.fixture
-def db(database_url):
-    engine = make_engine(database_url)
-    migrate(engine)
-    factory = session_factory(engine)
+def db(db):
+    """The test database with two dossiers the one-stop software reported."""
     in_days = datetime.now(UTC) + timedelta(days=5)
-    with factory() as session:
+    with db() as session:
         apply_updates(session, [
             DossierUpdate(code=CODE, status=Status.PROCESSING, procedure="Đăng ký khai sinh", due_at=in_days,
                           received_at=datetime.now(UTC) - timedelta(days=2), given=frozenset({"procedure", "due_at", "received_at"})),
@@ -39,8 +36,7 @@ def db(database_url):
                           due_at=in_days, given=frozenset({"procedure", "due_at", "note"})),
         ], "test")
         session.commit()
-    yield factory
-    engine.dispose()
+    return db
 
 
 @pytest.fixture
