@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Update
-from telegram.constants import FileSizeLimit, InlineKeyboardButtonLimit, MessageLimit
+from telegram.constants import ChatType, FileSizeLimit, InlineKeyboardButtonLimit, MessageLimit
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
     AIORateLimiter,
@@ -147,7 +147,8 @@ def _incoming(update: Update, **content: Any) -> Incoming:
     chat = update.effective_chat
     user = update.effective_user
     chat_id = str(chat.id if chat else user.id)
-    return Incoming(CHANNEL, chat_id, str(user.id) if user else chat_id, **content)
+    group = chat is not None and chat.type != ChatType.PRIVATE
+    return Incoming(CHANNEL, chat_id, str(user.id) if user else chat_id, group=group, **content)
 
 
 def command_text(text: str, args: list[str] | None) -> str:

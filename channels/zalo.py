@@ -221,6 +221,7 @@ class ZaloUpdate:
     chat_id: str
     user_id: str
     text: str
+    group: bool = False  # any chat type but PRIVATE (Zalo's group chats): replies are read by every member
 
 
 def updates_from(result: Any) -> list[dict]:
@@ -252,7 +253,8 @@ def parse_update(payload: Any) -> ZaloUpdate | None:
     text = message.get("text")
     if not event and isinstance(text, str):
         event = TEXT_EVENT
-    return ZaloUpdate(event, chat_id, str(sender.get("id") or chat_id), text if isinstance(text, str) else "")
+    group = str(chat.get("chat_type") or "PRIVATE").upper() != "PRIVATE"
+    return ZaloUpdate(event, chat_id, str(sender.get("id") or chat_id), text if isinstance(text, str) else "", group)
 
 
 def message_parts(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
@@ -438,7 +440,7 @@ class ZaloChannel:
         if update.event == TEXT_EVENT:
             typing = asyncio.create_task(self._typing_later(update.chat_id))
             try:
-                return await respond(self.router, Incoming(CHANNEL, update.chat_id, update.user_id, update.text))
+                return await respond(self.router, Incoming(CHANNEL, update.chat_id, update.user_id, update.text, group=update.group))
             finally:
                 typing.cancel()
         if update.event in (IMAGE_EVENT, STICKER_EVENT):

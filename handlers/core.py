@@ -20,6 +20,9 @@ from knowledge.staff import role_of as staff_role
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Incoming, "Context"], list[Reply]]
+# A feature's "forget this chat" step: deletes what the feature keeps about (channel, chat_id) in the given
+# session's transaction and returns how many rows it removed (0: it kept nothing).
+ForgetStep = Callable[[Session, str, str], int]
 # A handler for some free text only (a dossier code in a question): its replies, or None to pass it on.
 TextClaim = Callable[[Incoming, "Context"], list[Reply] | None]
 
@@ -61,6 +64,14 @@ class Command:
         return bool(self.roles)
 
 
+@dataclass(frozen=True)
+class Forgetting:
+    """One feature's stored data about a chat, as /xoadulieu names it to the citizen and deletes it."""
+
+    what: str  # e.g. "các hồ sơ bạn theo dõi"
+    step: ForgetStep
+
+
 class Router:
     """Dispatches commands (/name), button presses (by data prefix) and free text to feature handlers."""
 
@@ -72,6 +83,8 @@ class Router:
         self.text_handler: Handler | None = None
         self.text_claims: list[TextClaim] = []
         self.file_handler: Handler | None = None
+        # Every feature that stores something about a chat registers how to delete it, next to its commands.
+        self.forgettings: list[Forgetting] = []
         # Channels that show no buttons: there every button is offered as a number to type.
         self.buttonless_channels: set[str] = set()
         # Worker processes answering for the channels (channels.workers.CoreWorkers), if configured.
@@ -82,6 +95,10 @@ class Router:
 
     def button(self, prefix: str, handler: Handler, roles: frozenset[Role] = frozenset()) -> None:
         self.buttons[prefix] = (handler, roles)
+
+    def forget(self, what: str, step: ForgetStep) -> None:
+        """Register what this feature stores about a chat and how /xoadulieu deletes it."""
+        self.forgettings.append(Forgetting(what, step))
 
     def file(self, handler: Handler) -> None:
         self.file_handler = handler

@@ -32,6 +32,8 @@ class Incoming:
     text: str = ""
     button: str | None = None
     file: IncomingFile | None = None
+    # Sent in a group chat: other members read the replies, so nothing personal may be shown there.
+    group: bool = False
 
     @property
     def chat_key(self) -> str:

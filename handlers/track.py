@@ -23,6 +23,7 @@ from reminders.store import (
     find_follow,
     follow,
     follows_of,
+    forget_chat,
     get_dossier,
     reachable_again,
     set_muted,
@@ -177,3 +178,4 @@ def register(router: Router) -> None:
     router.command("tatnhac", mute_command)
     router.command("batnhac", unmute_command)
     router.text_claim(dossier_in_text)
+    router.forget("các hồ sơ bạn theo dõi", forget_chat)
