@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from broadcasts.cli import broadcast_app
-from config import SHARED_DIR, Settings, get_settings
+from config import PROJECT_DIR, Settings, get_settings
 from knowledge.cli import kb_app, staff_app
 from reminders.cli import dossiers_app, jobs_app
 
@@ -24,7 +24,8 @@ app.add_typer(staff_app, name="staff")
 app.add_typer(dossiers_app, name="dossiers")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(broadcast_app, name="broadcast")
-DEFAULT_EVAL = SHARED_DIR / "eval" / "dev.jsonl"
+# Labelled with the starter entries' ids, and the project's own: `eval` and `bench` work on a fresh clone.
+DEFAULT_EVAL = PROJECT_DIR / "quality" / "blind_questions.jsonl"
 
 
 DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (overrides DATABASE_URL)")]
@@ -55,6 +56,14 @@ def build_router(settings: Settings, live: bool = False):
     return wire(source, settings, session_factory(engine))
 
 
+def setup_logging(settings: Settings) -> None:
+    """Standard error at LOG_LEVEL, every record redacted (tokens, keys, passwords) before any handler writes it."""
+    import redaction
+
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    redaction.install(settings)
+
+
 @app.callback(invoke_without_command=True)
 def main(
     ctx: typer.Context,
@@ -64,7 +73,7 @@ def main(
     settings = get_settings()
     if db:
         settings = settings.model_copy(update={"database_url": db})
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(settings)
     ctx.obj = settings
     if ctx.invoked_subcommand is None:
         if settings.has_channel_token:
@@ -93,12 +102,18 @@ def run(
     if unknown or not chosen:
         typer.echo(f"Kênh không hợp lệ: {', '.join(unknown) or '(chưa có)'}; dùng telegram, zalo (và đặt token tương ứng).", err=True)
         raise typer.Exit(2)
+    from redaction import redact
+
     router = build_router(settings, live=True)
     services = background_services(settings, router.context.db)
     try:
         asyncio.run(run_channels(router, settings, chosen, webhook, services))
     except ChannelError as error:
-        typer.echo(str(error), err=True)
+        typer.echo(redact(str(error)), err=True)
+        raise typer.Exit(1) from None
+    except Exception as error:  # noqa: BLE001 - a traceback printed as it is would quote URLs holding the token
+        logging.getLogger("bot").critical("the bot stopped", exc_info=error)
+        typer.echo(redact(f"Bot dừng do lỗi: {type(error).__name__}: {error}"), err=True)
         raise typer.Exit(1) from None
 
 
@@ -139,7 +154,7 @@ def evaluate(
     show_errors: Annotated[bool, typer.Option("--errors", help="List the questions answered wrongly")] = False,
     db: DbOption = None,
 ) -> None:
-    """Scored figures on a labelled question set (default: ../shared/eval/dev.jsonl)."""
+    """Scored figures on a labelled question set (default: quality/blind_questions.jsonl)."""
     from quality.evaluate import print_report, run_eval
 
     if not file.exists():

@@ -10,7 +10,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent
-SHARED_DIR = PROJECT_DIR.parent / "shared"
+# Reference data beside a developer's clone (the national catalogue, evaluation sets); optional: nothing the bot
+# or its tests need lives there. MOTCUA_SHARED_DIR points elsewhere (CI points it at nothing to prove the point).
+SHARED_DIR = Path(os.environ.get("MOTCUA_SHARED_DIR") or PROJECT_DIR.parent / "shared")
 
 
 class Settings(BaseSettings):
@@ -38,7 +40,8 @@ class Settings(BaseSettings):
     office_level: str = "Cấp xã"
     timezone: str = "Asia/Ho_Chi_Minh"  # times shown to staff and citizens
 
-    # The national procedure catalogue, for `bot.py bench --scale` (import it with `bot.py kb import`).
+    # The national procedure catalogue, for `bot.py bench --scale` (import it with `bot.py kb import`); when the
+    # file is absent the scale benchmark uses synthetic entries instead.
     national_catalogue: Path | None = SHARED_DIR / "data" / "dvcqg" / "procedures_all_ministries.jsonl.gz"
     record_questions: bool = True  # keep unanswered questions for staff (off for evaluation and benchmarks)
     reload_seconds: float = 1.0  # how often a running bot checks whether the knowledge base changed
@@ -66,6 +69,16 @@ class Settings(BaseSettings):
     dossier_status_url: str | None = None  # a JSON status feed of the one-stop software, polled
     dossier_poll_seconds: float = 300.0
     dossier_status_fields: dict[str, str] = Field(default_factory=dict)  # our field name -> the feed's, e.g. {"code": "MaHoSo"}
+    # Lookups by code (and answers with the 4 digits) per chat and for everyone, in a sliding window kept in the
+    # database, so every bot process and a restart count the same; then wrong digits lock a chat out for a while.
+    dossier_lookups_per_chat: int = Field(default=10, ge=1)
+    dossier_lookups_overall: int = Field(default=300, ge=1)
+    dossier_lookup_window_seconds: float = Field(default=600.0, gt=0)
+    dossier_max_wrong_digits: int = Field(default=5, ge=1)
+    dossier_lockout_seconds: float = Field(default=1800.0, gt=0)
+    # For an office whose export has no phone/ID column: anyone with the code sees the status alone (no procedure,
+    # dates, notes or refusal reason) of a dossier without stored digits, and may follow it at that level.
+    dossier_status_without_verification: bool = False
 
     log_level: str = "WARNING"
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import String, cast, delete, literal, select, update
 from sqlalchemy.orm import Session
 
-from broadcasts.models import SubscriptionRow, utcnow
+from broadcasts.models import DeliveryRow, DeliveryState, SubscriptionRow, utcnow
 from config import Settings
 from knowledge.groups import GROUP_LABELS, group_label
 from knowledge.models import EntryRow
@@ -133,7 +133,25 @@ def unsubscribe(session: Session, channel: str, chat_id: str, reason: str = "use
     return True
 
 
-def forget(session: Session, channel: str, chat_id: str) -> bool:
-    """/xoadulieu: the subscription goes entirely, not only switched off."""
-    return bool(session.execute(delete(SubscriptionRow).where(SubscriptionRow.channel == channel,
-                                                              SubscriptionRow.chat_id == chat_id)).rowcount)
+FORGOTTEN_PREFIX = "forgotten:"  # a delivery's chat id after /xoadulieu: "forgotten:<delivery id>"
+
+
+def forget(session: Session, channel: str, chat_id: str) -> int:
+    """/xoadulieu: the subscription goes entirely (not only switched off), and the chat disappears from
+    every announcement's delivery rows; returns the rows changed.
+
+    The delivery rows stay, with the chat id replaced by a value naming no one, because an announcement's
+    report (sent, blocked, failed) is counted from them: deleting them would change what staff were told.
+    Messages not yet sent to the chat are cancelled; the error texts, which may quote the chat, are cleared.
+    """
+    gone = session.execute(delete(SubscriptionRow).where(SubscriptionRow.channel == channel,
+                                                         SubscriptionRow.chat_id == chat_id)).rowcount or 0
+    mine = (DeliveryRow.channel == channel) & (DeliveryRow.chat_id == chat_id)
+    unsent = [DeliveryState.PENDING.value, DeliveryState.IN_FLIGHT.value]
+    session.execute(update(DeliveryRow).where(mine, DeliveryRow.state.in_(unsent))
+                    .values(state=DeliveryState.CANCELLED.value, claimed_at=None, next_attempt_at=None),
+                    execution_options={"synchronize_session": False})
+    masked = session.execute(update(DeliveryRow).where(mine)
+                             .values(chat_id=literal(FORGOTTEN_PREFIX, String) + cast(DeliveryRow.id, String), last_error=None),
+                             execution_options={"synchronize_session": False}).rowcount or 0
+    return gone + masked

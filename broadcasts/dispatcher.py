@@ -38,6 +38,7 @@ from broadcasts.models import BroadcastRow, DeliveryRow, DeliveryState, State, a
 from channels.outbound import Delivery, Outcome, Sender
 from config import Settings
 from handlers.messages import Button
+from redaction import chat_tag
 
 log = logging.getLogger(__name__)
 
@@ -324,7 +325,7 @@ class Dispatcher:
         try:
             return await self.senders[item.channel].send(item.chat_id, message.text, buttons)
         except Exception as error:  # noqa: BLE001 - a sender bug must not stop the whole announcement
-            log.exception("sending to %s:%s failed", item.channel, item.chat_id)
+            log.exception("sending to %s failed", chat_tag(item.channel, item.chat_id))
             return Delivery(Outcome.TRANSIENT, f"{type(error).__name__}: {error}")
 
     async def deliver(self, broadcast_id: int, progress: ProgressCallback | None = None) -> Report:

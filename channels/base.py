@@ -8,6 +8,7 @@ import logging
 
 from handlers.core import SORRY, Router
 from handlers.messages import Incoming, Reply
+from redaction import key_tag
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ async def respond(router: Router, incoming: Incoming) -> list[Reply]:
         try:
             return await router.workers.handle(incoming, frozenset(router.buttonless_channels))
         except Exception:  # noqa: BLE001 - a worker that died must not leave the citizen without a word
-            log.exception("worker failed for %s", incoming.chat_key)
+            log.exception("worker failed for %s", key_tag(incoming.chat_key))
             return [Reply(SORRY)]
     return await asyncio.to_thread(router.handle, incoming)
 

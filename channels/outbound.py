@@ -21,6 +21,7 @@ from typing import Protocol
 
 from config import Settings
 from handlers.messages import Button
+from redaction import redact, register_secret
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,11 @@ class Delivery:
     outcome: Outcome
     detail: str = ""
     retry_after: float | None = None
+
+    def __post_init__(self) -> None:
+        # The detail is stored (reminders.reason, deliveries.last_error) and logged; HTTP errors put the
+        # request URL in it, and a Bot API URL holds the token.
+        object.__setattr__(self, "detail", redact(self.detail or ""))
 
     @property
     def sent(self) -> bool:
@@ -74,6 +80,7 @@ class TelegramSender:
         self.max_text = MessageLimit.MAX_TEXT_LENGTH
         self.messages_per_second = FloodLimit.MESSAGES_PER_SECOND
         self.seconds_per_chat = 1 / FloodLimit.MESSAGES_PER_SECOND_PER_CHAT
+        register_secret(token)
         request = AiohttpRequest(connections, pool_timeout=30)
         kwargs = {"base_url": base_url, "base_file_url": file_url_for(base_url)} if base_url else {}
         self.bot = Bot(token, request=request, **kwargs)
@@ -123,6 +130,7 @@ class ZaloSender:
     def __init__(self, token: str, base_url: str | None = None) -> None:
         from channels.zalo import MESSAGE_LIMIT, ZaloClient
 
+        register_secret(token)
         self.client = ZaloClient(token, base_url)
         self.max_text = MESSAGE_LIMIT
         # Zalo publishes no rate; the chat channel paces itself at the same figure (channels.zalo).

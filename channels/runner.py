@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 from background import BackgroundService
 from config import Settings
 from handlers.core import Router
+from redaction import redact
 
 log = logging.getLogger(__name__)
 CHANNELS = ("telegram", "zalo")
@@ -102,7 +103,8 @@ async def _start_telegram(router: Router, settings: Settings, webhook: bool):
     try:
         await telegram.start(app, hook)
     except Exception as error:  # noqa: BLE001 - PTB raises InvalidToken, NetworkError...
-        raise ChannelError(f"Không khởi động được Telegram: {error}") from error
+        # PTB's InvalidToken quotes the token, and network errors the URL holding it.
+        raise ChannelError(redact(f"Không khởi động được Telegram: {error}")) from None
     return lambda: telegram.stop(app)
 
 
@@ -122,5 +124,5 @@ async def _start_zalo(router: Router, settings: Settings, webhook: bool):
             await channel.start()
     except ZaloApiError as error:
         await channel.stop()
-        raise ChannelError(f"Không khởi động được Zalo: {error}") from error
+        raise ChannelError(redact(f"Không khởi động được Zalo: {error}")) from None
     return channel.stop

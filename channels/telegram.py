@@ -36,6 +36,7 @@ from channels.http import AiohttpRequest
 from config import Settings
 from handlers.core import ONLY_TEXT, Router
 from handlers.messages import Incoming, IncomingFile, Reply
+from redaction import chat_tag, key_tag, register_secret
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ CITIZEN_COMMANDS: dict[str, str] = {
     "help": "Hướng dẫn sử dụng và danh sách lệnh",
     "thutuc": "Xem danh sách thủ tục theo nhóm",
     "lienhe": "Địa chỉ, giờ làm việc, điện thoại Bộ phận Một cửa",
-    "theodoi": "Theo dõi hồ sơ đã nộp: /theodoi <mã hồ sơ>",
+    "theodoi": "Theo dõi hồ sơ đã nộp: /theodoi <mã hồ sơ> <4 số cuối SĐT/CCCD>",
     "hoso": "Các hồ sơ bạn đang theo dõi và tình trạng",
     "dangky": "Đăng ký nhận thông báo của Bộ phận Một cửa",
     "huydangky": "Ngừng nhận thông báo",
@@ -129,14 +130,16 @@ async def _send_one(bot, chat_id: int | str, text: str, markup: InlineKeyboardMa
             return True
         except (Forbidden, BadRequest, RetryAfter) as error:  # retrying will not help (429s were retried already)
             level, what = describe(error)
-            log.log(level, "chat %s: message not sent: %s", chat_id, what)
+            log.log(level, "%s: message not sent: %s", chat_tag(CHANNEL, chat_id), what)
+            log.debug("%s is Telegram chat %s", chat_tag(CHANNEL, chat_id), chat_id)
             return False
         except NetworkError as error:
             level, what = describe(error)
             if attempt == SEND_ATTEMPTS:
-                log.log(level, "chat %s: message not sent after %d attempts: %s", chat_id, attempt, what)
+                log.log(level, "%s: message not sent after %d attempts: %s", chat_tag(CHANNEL, chat_id), attempt, what)
+                log.debug("%s is Telegram chat %s", chat_tag(CHANNEL, chat_id), chat_id)
                 return False
-            log.info("chat %s: %s; retrying", chat_id, what)
+            log.info("%s: %s; retrying", chat_tag(CHANNEL, chat_id), what)
             await asyncio.sleep(0.5 * attempt)
     return False
 
@@ -210,12 +213,14 @@ class TelegramChannel:
                 telegram_file = await context.bot.get_file(document.file_id)
                 data = bytes(await telegram_file.download_as_bytearray())
             except BadRequest as error:
-                log.warning("file %s from %s not downloaded: %s", name, incoming.chat_key, error.message)
+                log.warning("a file from %s not downloaded: %s", key_tag(incoming.chat_key), error.message)
+                log.debug("the file not downloaded: %s from %s", name, incoming.chat_key)
                 text = FILE_TOO_BIG if "too big" in error.message.lower() else FILE_NOT_READ
                 await send(context.bot, message.chat_id, [Reply(text.format(name=name))])
                 return
             except NetworkError as error:
-                log.warning("file %s from %s not downloaded: %s", name, incoming.chat_key, error.message)
+                log.warning("a file from %s not downloaded: %s", key_tag(incoming.chat_key), error.message)
+                log.debug("the file not downloaded: %s from %s", name, incoming.chat_key)
                 await send(context.bot, message.chat_id, [Reply(FILE_NOT_READ.format(name=name))])
                 return
             incoming = _incoming(update, text=message.caption or "", file=IncomingFile(name, data))
@@ -230,11 +235,12 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Whatever escaped a callback: logged with what it means; the application keeps serving everyone."""
     error = context.error
     chat = update.effective_chat.id if isinstance(update, Update) and update.effective_chat else None
+    who = chat_tag(CHANNEL, chat) if chat is not None else "an update without a chat"
     if isinstance(error, TelegramError):
         level, what = describe(error)
-        log.log(level, "chat %s: %s", chat, what)
+        log.log(level, "%s: %s", who, what)
     else:
-        log.error("chat %s: update failed", chat, exc_info=error)
+        log.error("%s: update failed", who, exc_info=error)
 
 
 # --------------------------------------------------------------------------- the application
@@ -304,6 +310,7 @@ def build_application(
     token = settings.telegram_bot_token
     if not token:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+    register_secret(token)  # PTB's and aiohttp's errors quote request URLs, which hold it
     if overall_max_rate is None:
         overall_max_rate = settings.telegram_messages_per_second
     base_url = base_url or getattr(settings, "telegram_api_base_url", None)

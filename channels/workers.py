@@ -26,11 +26,9 @@ _router = None  # the worker process's own conversation core
 
 def _start_worker(settings: Settings) -> None:
     global _router
-    import sys
+    from bot import build_router, setup_logging
 
-    from bot import build_router
-
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(settings)  # the same redaction (and chat tags) as the channels' process
     _router = build_router(settings, live=True)
 
 

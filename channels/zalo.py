@@ -45,6 +45,7 @@ from channels.base import numbered_choices, respond, split_text
 from config import Settings
 from handlers.core import ONLY_TEXT, Router
 from handlers.messages import Incoming, Reply
+from redaction import chat_tag, register_secret
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ class ZaloClient:
         base = (base_url or DEFAULT_BASE_URL).rstrip("/")
         # Accept both "https://host" and python-telegram-bot's "https://host/bot" form of a base URL.
         self._prefix = f"{base}{token}" if base.endswith("/bot") else f"{base}/bot{token}"
+        register_secret(token)
         self._token = token
         self._timeout = timeout
         self._max_connections = max_connections
@@ -470,9 +472,10 @@ class ZaloChannel:
             return True
         except ZaloApiError as error:
             if error.code in UNREACHABLE_CODES:
-                log.warning("zalo: chat %s cannot be reached (blocked the bot or gone): %s", chat_id, error)
+                log.warning("zalo: %s cannot be reached (blocked the bot or gone): %s", chat_tag(CHANNEL, chat_id), error)
             else:
-                log.error("zalo: message to chat %s given up: %s", chat_id, error)
+                log.error("zalo: message to %s given up: %s", chat_tag(CHANNEL, chat_id), error)
+            log.debug("%s is Zalo chat %s", chat_tag(CHANNEL, chat_id), chat_id)
             return False
 
     async def _call(self, method: str, params: dict[str, Any], chat_id: str | None) -> Any:
@@ -492,8 +495,8 @@ class ZaloChannel:
                     self.limiter.pause(delay)
                 else:
                     delay = self._backoff(attempt)
-                log.warning("zalo: %s for chat %s failed (%s); retry %d of %d in %.2f s",
-                            method, chat_id, error, attempt, self.max_attempts - 1, delay)
+                log.warning("zalo: %s for %s failed (%s); retry %d of %d in %.2f s", method,
+                            chat_tag(CHANNEL, chat_id) if chat_id else "the bot", error, attempt, self.max_attempts - 1, delay)
                 if error.code != 429:
                     await asyncio.sleep(delay)
 

@@ -23,6 +23,7 @@ from handlers.messages import Button, Incoming, Reply
 from knowledge.groups import group_label, ordered_groups
 from knowledge.models import local_time
 from knowledge.staff import CAN_BROADCAST
+from redaction import chat_tag
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,8 @@ def _confirm(incoming: Incoming, context: Context, draft: compose.Draft) -> Repl
     except compose.ComposeError as error:
         return Reply(f"Chưa gửi: {error}")
     _keep(context, incoming, None)
-    log.warning("announcement %s created by %s for %s", broadcast_id, _actor(incoming), draft.audience)
+    # Who created it is kept with the announcement; the log names the staff member by a tag only.
+    log.warning("announcement %s created by %s for %s", broadcast_id, chat_tag(incoming.channel, incoming.user_id), draft.audience)
     if state == State.SCHEDULED.value:
         return Reply(f"Đã lên lịch thông báo #{broadcast_id}. Hủy: /huythongbao {broadcast_id}; báo cáo: /baocao {broadcast_id}.")
     return Reply(f"Đang gửi thông báo #{broadcast_id} tới {recipients} người. Xem tiến độ: /baocao {broadcast_id}; "

@@ -16,6 +16,7 @@ from handlers.state import ChatStates
 from knowledge.catalog import Catalog
 from knowledge.staff import Role
 from knowledge.staff import role_of as staff_role
+from redaction import chat_tag, key_tag
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,9 @@ class Router:
             return True
         role = self.role_of(incoming)
         if role is None or role not in roles:
-            log.warning("refused %s to %s:%s", sorted(roles), incoming.channel, incoming.user_id)
+            # Who tried is personal data: the tag at WARNING, the account only at DEBUG.
+            log.warning("refused %s to user %s", sorted(roles), chat_tag(incoming.channel, incoming.user_id))
+            log.debug("refused %s to %s:%s", sorted(roles), incoming.channel, incoming.user_id)
             return False
         return True
 
@@ -135,7 +138,7 @@ class Router:
         try:
             return self._dispatch(incoming)
         except Exception:  # noqa: BLE001 - a bug in one feature must not take the conversation down
-            log.exception("handler failed for %s", incoming.chat_key)
+            log.exception("handler failed for %s", key_tag(incoming.chat_key))
             return [Reply(SORRY)]
 
     def _dispatch(self, incoming: Incoming) -> list[Reply]:
@@ -171,7 +174,7 @@ class Router:
             try:
                 replies = claim(incoming, self.context)
             except Exception:  # noqa: BLE001 - a failing feature (its database, say) must not stop ordinary questions
-                log.exception("text claim %s failed for %s", getattr(claim, "__name__", claim), incoming.chat_key)
+                log.exception("text claim %s failed for %s", getattr(claim, "__name__", claim), key_tag(incoming.chat_key))
                 continue
             if replies is not None:
                 return replies

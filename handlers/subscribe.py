@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from broadcasts import audience
-from handlers.core import Context, Router
+from handlers.core import Context, Handler, Router
 from handlers.messages import Button, Incoming, Reply
 from knowledge.groups import group_label, ordered_groups
 
@@ -13,6 +13,8 @@ log = logging.getLogger(__name__)
 
 MAX_DATA = 64  # Telegram's callback data limit, in bytes
 UNAVAILABLE = "Xin lỗi, chức năng nhận thông báo đang tạm gián đoạn. Bạn vui lòng thử lại sau."
+IN_GROUP = ("Đăng ký nhận thông báo là của từng người, nên không làm trong nhóm được. "
+            "Bạn vui lòng nhắn riêng cho tôi rồi gõ /dangky nhé.")
 
 
 def _summary(row, context: Context) -> str:
@@ -114,9 +116,22 @@ def _topics_menu(context: Context, incoming: Incoming, saved: bool = False) -> R
     return Reply(f"{head}Chọn chủ đề bạn quan tâm (bấm lại để bỏ chọn). Hiện nhận: {now}.", buttons)
 
 
+def personal(handler: Handler) -> Handler:
+    """In a group any member could change everyone's subscription: there the handler only says to write privately."""
+
+    def only_in_private(incoming: Incoming, context: Context) -> list[Reply]:
+        if incoming.group:
+            return [Reply(IN_GROUP)]
+        return handler(incoming, context)
+
+    only_in_private.__doc__ = handler.__doc__  # /help lists the command with its own description
+    return only_in_private
+
+
 def register(router: Router) -> None:
     if router.context.db is None:
         return  # subscriptions live in the database
-    router.command("dangky", subscribe)
-    router.command("huydangky", unsubscribe)
-    router.button("sub", choose)
+    router.command("dangky", personal(subscribe))
+    router.command("huydangky", personal(unsubscribe))
+    router.button("sub", personal(choose))
+    router.forget("đăng ký nhận thông báo", audience.forget)

@@ -26,7 +26,7 @@ from sqlalchemy import insert, select
 from channels.outbound import Delivery, Outcome
 from config import Settings
 from knowledge.db import make_engine, migrate, session_factory
-from reminders.models import DossierRow, FollowRow, ReminderRow
+from reminders.models import DossierRow, FollowRow, ReminderRow, VerificationRow
 from reminders.scan import scan
 from reminders.statuses import Status
 from reminders.store import DossierUpdate, apply_updates
@@ -59,12 +59,16 @@ def populate(db, count: int, now: datetime) -> None:
     statuses = [Status.RECEIVED, Status.PROCESSING, Status.PROCESSING, Status.NEEDS_DOCUMENTS, Status.RESULT_READY]
     updates = [DossierUpdate(code=code(n), status=rng.choice(statuses), procedure="Đăng ký khai sinh",
                              received_at=now - timedelta(days=rng.randint(1, 10)), due_at=now + timedelta(days=rng.randint(-3, 20)),
-                             given=frozenset({"procedure", "received_at", "due_at"})) for n in range(count)]
+                             phone_last4=f"{n % 10000:04d}",
+                             given=frozenset({"procedure", "received_at", "due_at", "phone_last4"})) for n in range(count)]
     with db() as session:
         for start in range(0, count, 2000):
             apply_updates(session, updates[start:start + 2000], "bench", now - timedelta(days=1))
         session.execute(insert(FollowRow), [{"channel": "console", "chat_id": f"chat-{n}", "dossier_code": code(n), "muted": False,
                                                  "created_at": now - timedelta(hours=12)} for n in range(count)])
+        # Every follower proved they filed the dossier, as /theodoi <mã> <4 số> requires: the scan's real path.
+        session.execute(insert(VerificationRow), [{"channel": "console", "chat_id": f"chat-{n}", "dossier_code": code(n),
+                                                       "verified_at": now - timedelta(hours=12)} for n in range(count)])
         session.commit()
 
 

@@ -55,8 +55,9 @@ def import_(
     from reminders.store import apply_updates
 
     settings: Settings = ctx.obj
+    moment = parse_now(now, settings.timezone)
     try:
-        updates = read_dossiers(file, settings.timezone)
+        updates = read_dossiers(file, settings.timezone, moment)
     except FileProblems as error:
         err.print(f"[red]Có {len(error.problems)} lỗi, không ghi gì vào cơ sở dữ liệu:[/red]")
         for problem in error.problems:
@@ -65,7 +66,7 @@ def import_(
     engine, db = open_db(settings)
     try:
         with db() as session:
-            result = apply_updates(session, updates, f"import:{file.name}", parse_now(now, settings.timezone))
+            result = apply_updates(session, updates, f"import:{file.name}", moment)
             if dry_run:
                 session.rollback()
             else:
@@ -104,10 +105,11 @@ def list_(
             if wanted:
                 query = query.where(DossierRow.status == wanted.value)
             rows = session.execute(query).all()
-        table = Table(Column("Mã hồ sơ", no_wrap=True), "Thủ tục", "Trạng thái", "Hẹn trả", "Theo dõi")
+        table = Table(Column("Mã hồ sơ", no_wrap=True), "Thủ tục", "Trạng thái", "Hẹn trả", "Theo dõi", "Lưu ý")
         for dossier, count in rows:
+            warning = "⚠ lỗi dữ liệu: không lập được nhắc (dossiers show)" if dossier.scan_problem else ""
             table.add_row(dossier.code, dossier.procedure[:50], label(dossier.status),
-                          show_date(dossier.new_due_at or dossier.due_at, zone), str(count))
+                          show_date(dossier.new_due_at or dossier.due_at, zone), str(count), warning)
         out.print(table)
     finally:
         engine.dispose()
@@ -119,7 +121,7 @@ def show(ctx: typer.Context, code: str) -> None:
     from reminders.codes import normalize_code
     from reminders.decide import show_date
     from reminders.statuses import label
-    from reminders.store import get_dossier, history, reminders_of
+    from reminders.store import get_dossier, has_second_factor, history, reminders_of
 
     settings: Settings = ctx.obj
     canonical = normalize_code(code)
@@ -138,7 +140,11 @@ def show(ctx: typer.Context, code: str) -> None:
                       f"\nTiếp nhận: {show_date(dossier.received_at, zone)}; hẹn trả: {show_date(dossier.due_at, zone)}"
                       + (f"; hẹn mới: {show_date(dossier.new_due_at, zone)}" if dossier.new_due_at else "")
                       + (f"\nGhi chú: {dossier.note}" if dossier.note else "")
-                      + (f"\nTrả kết quả: {dossier.delivery}" if dossier.delivery else ""), highlight=False)
+                      + (f"\nTrả kết quả: {dossier.delivery}" if dossier.delivery else "")
+                      # Whether a citizen can verify, never the digits themselves: staff do not need them here.
+                      + "\nXác nhận người nộp: " + ("có 4 số cuối SĐT/CCCD" if has_second_factor(dossier) else
+                                                     "chưa có (nguồn dữ liệu không gửi SĐT/CCCD)")
+                      + (f"\n⚠ {dossier.scan_problem}" if dossier.scan_problem else ""), highlight=False)
             table = Table("Lịch sử", "Trạng thái", "Ghi nhận", "Nguồn")
             for row in history(session, canonical):
                 table.add_row(show_date(row.changed_at, zone), label(row.status), show_date(row.noticed_at, zone), row.source)
@@ -186,3 +192,6 @@ def run(
         engine.dispose()
     err.print(f"Nhắc hồ sơ lúc {moment.astimezone(ZoneInfo(settings.timezone)):%d/%m/%Y %H:%M}: "
               f"{planned.planned} nhắc mới, {planned.cancelled} hủy; {result.describe()}.", highlight=False)
+    for code, problem in planned.skipped.items():
+        err.print(f"[yellow]⚠ Bỏ qua hồ sơ {code}: dữ liệu lỗi, không lập được nhắc ({problem}). "
+                  "Sửa hồ sơ ở nguồn rồi nhập lại.[/yellow]", highlight=False)

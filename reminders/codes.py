@@ -38,3 +38,35 @@ def find_code(text: str) -> tuple[str | None, str | None]:
     typed = match.group(0)
     code = normalize_code(typed)
     return (code, None) if code else (None, re.sub(r"\s+", "", typed))
+
+
+def mask_code(code: str) -> str:
+    """The code with the day and most of the number hidden, for logs: 000.00.12.H12-******-**01."""
+    match = re.fullmatch(r"(.*?)-(\d{6})-(\d+)", code or "")
+    if match is None:
+        return "***"
+    number = match.group(3)
+    return f"{match.group(1)}-******-{'*' * (len(number) - 2)}{number[-2:]}"
+
+
+MIN_DIGITS = 4
+MAX_DIGITS = 15  # a phone number with its country code, an ID number (12), a passport's digits
+
+
+def last_four(value: object) -> str:
+    """The last 4 digits of a phone or ID number as a source gives it ("0901 234 567", 901234567, "C1234567").
+
+    Raises ValueError with a plain reason, never repeating the number (it is personal data: it must not
+    reach an error list or a log)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError("phải là số điện thoại hoặc số giấy tờ (chuỗi hoặc số).")  # noqa: TRY004 - a bad record's reason
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("không phải số điện thoại hoặc số giấy tờ.")
+        value = int(value)  # a spreadsheet cell holding the number as a number
+    digits = re.sub(r"\D", "", str(value))
+    if len(digits) < MIN_DIGITS:
+        raise ValueError(f"cần ít nhất {MIN_DIGITS} chữ số (số điện thoại, số CCCD, hoặc 4 số cuối của một trong hai).")
+    if len(digits) > MAX_DIGITS:
+        raise ValueError(f"quá {MAX_DIGITS} chữ số: không phải số điện thoại hay số giấy tờ.")
+    return digits[-MIN_DIGITS:]

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from config import Settings
 from nlp.normalize import fold
+from reminders.access import Level
 from reminders.statuses import FINISHED, IN_PROGRESS, Status, label
 
 MAX_NOTE = 800  # an office note longer than this is cut: a reminder is a short message
@@ -31,6 +32,7 @@ class DossierFacts:
     status_noticed_at: datetime | None = None  # when the bot learnt of the current status
     note: str | None = None
     delivery: str | None = None
+    verifiable: bool = False  # the source gave the filer's last 4 digits, so a chat can prove it filed it
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,10 @@ class QuietHours:
 def local(moment: datetime, zone: ZoneInfo) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(zone)
+    try:
+        return moment.astimezone(zone)
+    except OverflowError:  # a bad date already stored (31/12/9999 23:59 UTC): shown as it is rather than failing
+        return moment
 
 
 def show_date(moment: datetime | None, zone: ZoneInfo) -> str:
@@ -174,6 +179,24 @@ def status_message(d: DossierFacts, settings: Settings) -> str:
     return text
 
 
+def status_only_message(d: DossierFacts, settings: Settings) -> str:
+    """The status alone (no procedure, dates, note or reason): what an office may show without verification."""
+    zone = ZoneInfo(settings.timezone)
+    return (f"Hồ sơ {d.code}: {label(d.status)} (cập nhật {show_date(d.status_since, zone)}). "
+            f"Chi tiết hồ sơ xin liên hệ {settings.office_name} (/lienhe).")
+
+
+def verify_prompt(d: DossierFacts, settings: Settings) -> str:
+    """What a follow started before verification existed gets instead of details: how to go on."""
+    if d.verifiable:
+        how = (f"Để tiếp tục nhận tin, bạn gửi: /theodoi {d.code} <4 số cuối số điện thoại hoặc số CCCD đã khai khi nộp "
+               "hồ sơ>.")
+    else:
+        how = f"Hồ sơ này chưa có thông tin để xác nhận; bạn vui lòng liên hệ {settings.office_name} (/lienhe)."
+    return (f"Để bảo vệ thông tin của người nộp, từ nay tôi chỉ nhắn chi tiết hồ sơ {d.code} cho người đã xác nhận "
+            f"là người nộp. {how}\n\nNgừng theo dõi: /huytheodoi {d.code}")
+
+
 def _start_of(day: date, zone: ZoneInfo, clock: time = time(0)) -> datetime:
     return datetime.combine(day, clock, zone).astimezone(UTC)
 
@@ -183,9 +206,14 @@ def _start_of(day: date, zone: ZoneInfo, clock: time = time(0)) -> datetime:
 NOTIFIED_STATUSES = frozenset({Status.RECEIVED, Status.NEEDS_DOCUMENTS, Status.RESULT_READY, Status.RETURNED, Status.REJECTED})
 
 
-def reminders_for(d: DossierFacts, follow: FollowFacts, now: datetime, settings: Settings) -> list[Planned]:
+def reminders_for(d: DossierFacts, follow: FollowFacts, now: datetime, settings: Settings,
+                  level: Level = Level.FULL) -> list[Planned]:
     """Every reminder this follow should have for this dossier as of `now` (already sent ones included:
-    the scan keeps one row per key, so a reminder decided again is not sent again)."""
+    the scan keeps one row per key, so a reminder decided again is not sent again).
+
+    `level` is what the chat may see (reminders.access): an unverified follow (one started before chats
+    had to prove they filed the dossier) gets one message saying how to verify and nothing about the
+    dossier; a status-only follow hears of status changes in the status-only wording."""
     if follow.muted or follow.unreachable:
         return []
     zone = ZoneInfo(settings.timezone)
@@ -193,11 +221,16 @@ def reminders_for(d: DossierFacts, follow: FollowFacts, now: datetime, settings:
     today = now.astimezone(zone).date()
     planned: list[Planned] = []
     tail = footer(d.code)
+    if level is Level.NONE:
+        return [] if status in FINISHED else [Planned("verify", "verify", now, verify_prompt(d, settings))]
 
     # A status change the citizen has not heard of (one learnt after they started following).
     noticed = d.status_noticed_at
     if status in NOTIFIED_STATUSES and d.status_history_id is not None and noticed is not None and noticed > follow.created_at:
-        planned.append(Planned(status.value, f"status:{d.status_history_id}", noticed, status_message(d, settings) + tail))
+        text = status_message(d, settings) if level is Level.FULL else status_only_message(d, settings)
+        planned.append(Planned(status.value, f"status:{d.status_history_id}", noticed, text + tail))
+    if level is not Level.FULL:
+        return planned
 
     appointment = d.new_due_at or d.due_at
     # The day before the appointment, while the result may still be collected on the day.

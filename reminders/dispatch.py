@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from channels.outbound import Delivery, Outcome, Sender
 from config import Settings
+from redaction import chat_tag
 from reminders.decide import QuietHours
 from reminders.models import PENDING, FollowRow, ReminderRow, as_utc
 from reminders.scan import begin_write, retrying
@@ -196,6 +197,6 @@ async def dispatch(db: sessionmaker[Session], senders: Mapping[str, Sender], set
                 result.sent_ids.append(item.id)
             elif state == "undeliverable":
                 result.undeliverable += 1
-                log.warning("reminder %s to %s:%s undeliverable: %s", item.id, item.channel, item.chat_id, values["reason"])
+                log.warning("reminder %s to %s undeliverable: %s", item.id, chat_tag(item.channel, item.chat_id), values["reason"])
             else:
                 result.retry += 1

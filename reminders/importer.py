@@ -3,6 +3,8 @@ its row and column, and nothing written unless the whole file is right (the know
 
 Columns are found by their heading, whatever the case or diacritics ("Mã hồ sơ", "MA HO SO"); the
 heading row may sit below a title, as in many exports; columns the bot does not use are left alone.
+The filer's phone and ID numbers, when the export has them, are cut to their last 4 digits as they are
+read: the bot checks a chat against those and never holds the full numbers.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -18,20 +20,35 @@ from openpyxl import load_workbook
 
 from knowledge.spreadsheet import MAX_ERRORS, MAX_FILE_BYTES, FileProblems, Problem
 from nlp.normalize import fold
-from reminders.codes import EXAMPLE, normalize_code
+from reminders.codes import EXAMPLE, last_four, normalize_code
 from reminders.statuses import known_statuses, parse_status
 from reminders.store import DossierUpdate
 
 REQUIRED = {"code": "Mã hồ sơ", "procedure": "Thủ tục", "received_at": "Ngày tiếp nhận", "due_at": "Ngày hẹn trả",
             "status": "Trạng thái"}
-OPTIONAL = {"note": "Ghi chú", "delivery": "Hình thức trả kết quả", "new_due_at": "Ngày hẹn trả mới"}
+OPTIONAL = {"note": "Ghi chú", "delivery": "Hình thức trả kết quả", "new_due_at": "Ngày hẹn trả mới",
+            "phone_last4": "Số điện thoại", "id_last4": "Số CCCD"}
 COLUMNS = REQUIRED | OPTIONAL
 # Other headings offices use for the same columns (folded).
 _ALIASES = {"ma ho so": "code", "so ho so": "code", "ten thu tuc": "procedure", "thu tuc hanh chinh": "procedure",
             "ngay nhan": "received_at", "ngay hen tra ket qua": "due_at", "ngay hen": "due_at",
             "tinh trang": "status", "trang thai ho so": "status", "hinh thuc nhan ket qua": "delivery",
-            "ngay hen moi": "new_due_at", "ngay hen tra ket qua moi": "new_due_at"}
+            "ngay hen moi": "new_due_at", "ngay hen tra ket qua moi": "new_due_at",
+            # The filer's phone / ID number, or a column already holding their last 4 digits.
+            "sdt": "phone_last4", "so dt": "phone_last4", "dien thoai": "phone_last4", "so dien thoai lien he": "phone_last4",
+            "dien thoai lien he": "phone_last4", "sdt lien he": "phone_last4", "so dien thoai nguoi nop": "phone_last4",
+            "4 so cuoi sdt": "phone_last4", "4 so cuoi so dien thoai": "phone_last4", "4 so cuoi dien thoai": "phone_last4",
+            "cccd": "id_last4", "so can cuoc": "id_last4", "so can cuoc cong dan": "id_last4", "so cmnd": "id_last4",
+            "so cmnd cccd": "id_last4", "cmnd cccd": "id_last4", "so giay to tuy than": "id_last4", "giay to tuy than": "id_last4",
+            "so dinh danh": "id_last4", "so dinh danh ca nhan": "id_last4", "so giay to": "id_last4",
+            "4 so cuoi cccd": "id_last4", "4 so cuoi giay to": "id_last4", "4 so cuoi so cccd": "id_last4"}
+SECOND_FACTOR = ("phone_last4", "id_last4")
 HEADER_SEARCH_ROWS = 10
+# Plausible dates: dossier codes carry their day from 2000 on, and an appointment is months ahead, not years.
+# Outside, a date is a "no date" placeholder (01/01/1900, 31/12/9999) or a typo, and must not be stored:
+# 31/12/9999 once made every reminder scan fail (issue 10).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_YEARS_AHEAD = 5
 _DATE = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[ T,]+(\d{1,2})[:hg](\d{2})(?::(\d{2}))?)?")
 
 
@@ -60,7 +77,20 @@ def parse_date(cell: object, zone: ZoneInfo) -> datetime | None:
         raise ValueError(f"ngày \"{text}\" không có thật.") from None
 
 
-def read_dossiers(path: Path, timezone: str = "Asia/Ho_Chi_Minh") -> list[DossierUpdate]:
+def check_plausible(moment: datetime, now: datetime | None = None) -> datetime:
+    """`moment` if it lies between 01/01/2000 and 5 years from now; else ValueError with a plain reason."""
+    latest = (now or datetime.now(UTC)) + timedelta(days=365 * MAX_YEARS_AHEAD + 1)
+    try:
+        fine = EARLIEST <= moment <= latest
+    except OverflowError:  # 31/12/9999 23:59 at UTC-5 is past the last datetime Python knows
+        fine = False
+    if not fine:
+        raise ValueError(f"ngày {moment.day:02d}/{moment.month:02d}/{moment.year} nằm ngoài khoảng hợp lý "
+                         f"(01/01/2000 – {latest:%d/%m/%Y}); nếu chưa có ngày, để trống ô này.")
+    return moment
+
+
+def read_dossiers(path: Path, timezone: str = "Asia/Ho_Chi_Minh", now: datetime | None = None) -> list[DossierUpdate]:
     """Checked updates from an export file; raises FileProblems listing every problem with its place."""
     name = path.name
     if not path.exists():
@@ -74,7 +104,7 @@ def read_dossiers(path: Path, timezone: str = "Asia/Ho_Chi_Minh") -> list[Dossie
         sheet, rows = _xlsx_rows(path)
     else:
         raise FileProblems([Problem(name, "định dạng không hỗ trợ; dùng tệp .csv hoặc .xlsx xuất từ phần mềm một cửa.")])
-    return _read(name, sheet, rows, ZoneInfo(timezone))
+    return _read(name, sheet, rows, ZoneInfo(timezone), now or datetime.now(UTC))
 
 
 def _csv_rows(path: Path) -> list[list[object]]:
@@ -113,7 +143,7 @@ def _find_header(rows: list[list[object]]) -> int | None:
     return None
 
 
-def _read(name: str, sheet: str | None, rows: list[list[object]], zone: ZoneInfo) -> list[DossierUpdate]:
+def _read(name: str, sheet: str | None, rows: list[list[object]], zone: ZoneInfo, now: datetime) -> list[DossierUpdate]:
     problems: list[Problem] = []
     header_index = _find_header(rows)
     if header_index is None:
@@ -140,7 +170,7 @@ def _read(name: str, sheet: str | None, rows: list[list[object]], zone: ZoneInfo
         number = header_index + 2 + offset
         if all(c is None or str(c).strip() == "" for c in cells):
             continue
-        update = _row(name, sheet, number, cells, columns, zone, problems)
+        update = _row(name, sheet, number, cells, columns, zone, now, problems)
         if update is not None:
             if update.code in first_row:
                 problems.append(Problem(name, f"mã hồ sơ {update.code} trùng với hàng {first_row[update.code]}.",
@@ -158,7 +188,7 @@ def _read(name: str, sheet: str | None, rows: list[list[object]], zone: ZoneInfo
 
 
 def _row(name: str, sheet: str | None, number: int, cells: list[object], columns: dict[str, int], zone: ZoneInfo,
-         problems: list[Problem]) -> DossierUpdate | None:
+         now: datetime, problems: list[Problem]) -> DossierUpdate | None:
     count = len(problems)
 
     def cell(field: str) -> object:
@@ -166,7 +196,9 @@ def _row(name: str, sheet: str | None, number: int, cells: list[object], columns
         if position is None or position >= len(cells) or cells[position] is None:
             return ""
         value = cells[position]
-        return value if isinstance(value, (datetime, date)) else str(value).strip()
+        if isinstance(value, (datetime, date)) or field in SECOND_FACTOR and isinstance(value, (int, float)):
+            return value  # a phone number typed as a number keeps its digits (no "1.2e+11")
+        return str(value).strip()
 
     def problem(field: str, reason: str) -> None:
         problems.append(Problem(name, reason, row=number, column=COLUMNS[field], sheet=sheet))
@@ -188,7 +220,7 @@ def _row(name: str, sheet: str | None, number: int, cells: list[object], columns
         if raw == "":
             continue
         try:
-            values[field] = parse_date(raw, zone)
+            values[field] = check_plausible(parse_date(raw, zone), now)
         except ValueError as error:
             problem(field, str(error))
     received, due, new_due = values.get("received_at"), values.get("due_at"), values.get("new_due_at")
@@ -196,9 +228,18 @@ def _row(name: str, sheet: str | None, number: int, cells: list[object], columns
         problem("due_at", "ngày hẹn trả trước ngày tiếp nhận.")
     if isinstance(due, datetime) and isinstance(new_due, datetime) and new_due.date() < due.date():
         problem("new_due_at", "ngày hẹn trả mới trước ngày hẹn trả.")
+    digits: dict[str, str] = {}
+    for field in SECOND_FACTOR:
+        raw = cell(field)
+        if raw == "":
+            continue  # an empty cell keeps what is stored: it does not mean the filer has no phone
+        try:
+            digits[field] = last_four(raw)
+        except ValueError as error:
+            problem(field, str(error))
     if len(problems) > count or code is None or status is None:
         return None
-    given = {"procedure", "received_at", "due_at"} | {f for f in OPTIONAL if f in columns}
+    given = {"procedure", "received_at", "due_at"} | {f for f in OPTIONAL if f in columns and f not in SECOND_FACTOR} | set(digits)
     return DossierUpdate(code=code, status=status, procedure=str(cell("procedure")), received_at=received, due_at=due,
                          new_due_at=new_due, note=str(cell("note")) or None, delivery=str(cell("delivery")) or None,
-                         given=frozenset(given))
+                         given=frozenset(given), **digits)

@@ -1,4 +1,4 @@
-"""Schema of dossier tracking (SQLAlchemy 2, on the knowledge base's Base). Changes go through Alembic (0003).
+"""Schema of dossier tracking (SQLAlchemy 2, on the knowledge base's Base). Changes go through Alembic (0003, 0005).
 
 Times are stored timezone-aware in UTC; SQLite hands them back without a zone, so read them through `as_utc`.
 """
@@ -39,6 +39,14 @@ class DossierRow(Base):
     status_history_id: Mapped[int | None] = mapped_column(Integer)  # the history row of the current status
     note: Mapped[str | None] = mapped_column(Text)
     delivery: Mapped[str | None] = mapped_column(Text)  # Hình thức trả kết quả
+    # The second factor a chat must give before it sees anything but "this dossier exists": the last 4 digits of
+    # the phone number and of the ID number (CCCD) the filer gave. Only 4 digits are kept, never the full
+    # numbers: they are enough to check the filer (with the code, rate limits and lockouts), and a copied
+    # database then gives away no phone or ID number.
+    phone_last4: Mapped[str | None] = mapped_column(String(4))
+    id_last4: Mapped[str | None] = mapped_column(String(4))
+    # Why the last reminder scan could not plan for this dossier (a bad record), for staff; None when fine.
+    scan_problem: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(256))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
@@ -70,6 +78,35 @@ class FollowRow(Base):
     muted: Mapped[bool] = mapped_column(Boolean, default=False)
     unreachable: Mapped[str | None] = mapped_column(Text)  # why messages to this chat stopped (e.g. bot blocked)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class VerificationRow(Base):
+    """A chat that proved it filed a dossier (the right 4 digits): it may see the details and follow it."""
+
+    __tablename__ = "dossier_verifications"
+    __table_args__ = (UniqueConstraint("channel", "chat_id", "dossier_code", name="uq_dossier_verifications_chat_code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    chat_id: Mapped[str] = mapped_column(String(128))
+    dossier_code: Mapped[str] = mapped_column(ForeignKey("dossiers.code", ondelete="CASCADE"), index=True)
+    verified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class LookupAttemptRow(Base):
+    """One dossier lookup, wrong answer or lockout, counted in sliding windows by every bot process.
+
+    The chat is kept only as a one-way hash and the dossier not at all: the rows are a security record
+    that /xoadulieu leaves in place (else erasing would reset the limits) and that expire on their own.
+    """
+
+    __tablename__ = "dossier_lookup_attempts"
+    __table_args__ = (Index("ix_dossier_lookup_attempts_chat_at", "chat_hash", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chat_hash: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # lookup | failure | lockout
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class ReminderRow(Base):

@@ -27,7 +27,9 @@ class ReminderService:
         self.senders: dict[str, Sender] = {}
         self.scheduler: AsyncIOScheduler | None = None
         self.push = None
-        self.ticks = 0
+        self.ticks = 0  # scan-and-send passes done
+        self._running = False
+        self._again = False
 
     async def start(self, scheduler: AsyncIOScheduler, senders: dict[str, Sender]) -> None:
         self.scheduler = scheduler
@@ -46,10 +48,30 @@ class ReminderService:
 
     def wake(self) -> None:
         """A status change arrived: look for reminders now rather than at the next interval."""
+        if self._running:
+            # APScheduler skips a run asked for while one is going (max_instances=1) and the running pass
+            # may have scanned before the change: the running tick makes another pass when it ends.
+            self._again = True
+            return
         if self.scheduler is not None and self.scheduler.get_job(JOB_ID) is not None:
             self.scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC))
 
     async def tick(self) -> None:
+        """Scan and send; again at once if woken meanwhile."""
+        # Called on the event loop like wake(): nothing can run between the last check of _again and
+        # _running going false, so no wake-up falls between the two.
+        self._running = True
+        try:
+            while True:
+                self._again = False
+                await self._pass()
+                if not self._again:
+                    return
+        finally:
+            self._running = False
+
+    async def _pass(self) -> None:
+        """One scan for due reminders and one round of sending them."""
         try:
             await asyncio.to_thread(scan, self.db, self.settings, datetime.now(UTC))
             result = await dispatch(self.db, self.senders, self.settings)

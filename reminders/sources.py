@@ -4,7 +4,10 @@ Both read records with the same field names (ours by default, e.g. {"code": ...,
 feed's own names through the DOSSIER_STATUS_FIELDS setting, e.g. {"code": "MaHoSo"}) and go through
 `store.apply_updates`, so a change is noticed once however it arrives. A push is all or nothing (the
 sender is told every problem and can fix it); a poll keeps the good records and logs the bad ones,
-because nobody is there to read an answer. Timeouts and junk store nothing.
+because nobody is there to read an answer. Timeouts and junk store nothing. Dates outside a plausible
+window (importer.check_plausible: from 2000 to 5 years ahead) are a bad record. The filer's `phone` and
+`id_number` (full, or just their last 4 digits) are cut to the last 4 digits on arrival; a record without
+them leaves what is stored as it is.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -23,14 +26,16 @@ from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
-from reminders.codes import EXAMPLE, normalize_code
-from reminders.importer import parse_date
+from reminders.codes import EXAMPLE, last_four, normalize_code
+from reminders.importer import check_plausible, parse_date
 from reminders.statuses import known_statuses, parse_status
 from reminders.store import ApplyResult, DossierUpdate, apply_updates
 
 log = logging.getLogger(__name__)
 
-FIELDS = ("code", "status", "procedure", "received_at", "due_at", "new_due_at", "note", "delivery", "changed_at")
+FIELDS = ("code", "status", "procedure", "received_at", "due_at", "new_due_at", "note", "delivery", "changed_at",
+          "phone", "id_number")
+SECOND_FACTOR = {"phone": "phone_last4", "id_number": "id_last4"}  # the feed's full number -> the 4 digits we keep
 LIST_KEYS = ("dossiers", "items", "data", "records", "results")
 API_KEY_HEADER = "X-API-Key"
 PUSH_PATH = "/dossiers/status"
@@ -55,7 +60,8 @@ def parse_when(value: object, zone: ZoneInfo) -> datetime:
     raise ValueError(f"\"{value}\" không phải ngày (ISO 8601 hoặc dd/mm/yyyy).")
 
 
-def parse_record(record: object, fields: dict[str, str], zone: ZoneInfo, known: Callable[[str], bool] | None = None) -> DossierUpdate:
+def parse_record(record: object, fields: dict[str, str], zone: ZoneInfo, known: Callable[[str], bool] | None = None,
+                 now: datetime | None = None) -> DossierUpdate:
     """One record as an update; raises RecordError naming every problem."""
     if not isinstance(record, dict):
         raise RecordError("bản ghi không phải đối tượng JSON.")
@@ -88,8 +94,17 @@ def parse_record(record: object, fields: dict[str, str], zone: ZoneInfo, known: 
                 given.add(ours)
             continue
         try:
-            values[ours] = parse_when(value, zone)
+            values[ours] = check_plausible(parse_when(value, zone), now)
             given.add(ours)
+        except ValueError as error:
+            problems.append(f"{name[ours]}: {error}")
+    for ours, kept in SECOND_FACTOR.items():
+        value = record.get(name[ours])
+        if value in (None, ""):
+            continue  # not sent: what is stored stays
+        try:
+            values[kept] = last_four(value)  # the reason never repeats the number: it is personal data
+            given.add(kept)
         except ValueError as error:
             problems.append(f"{name[ours]}: {error}")
     if code is not None and not values.get("procedure") and known is not None and not known(code):
@@ -124,8 +139,10 @@ def _known_codes(db: sessionmaker[Session], codes: list[str]) -> set[str]:
     return found
 
 
-def _parse_all(records: list, settings: Settings, db: sessionmaker[Session]) -> tuple[list[DossierUpdate], list[dict]]:
+def _parse_all(records: list, settings: Settings, db: sessionmaker[Session],
+               now: datetime | None = None) -> tuple[list[DossierUpdate], list[dict]]:
     zone = ZoneInfo(settings.timezone)
+    now = now or datetime.now(UTC)
     fields = settings.dossier_status_fields
     code_field = fields.get("code", "code")
     codes = [normalize_code(r.get(code_field)) for r in records if isinstance(r, dict) and isinstance(r.get(code_field), str)]
@@ -135,7 +152,7 @@ def _parse_all(records: list, settings: Settings, db: sessionmaker[Session]) -> 
     seen: dict[str, int] = {}
     for index, record in enumerate(records):
         try:
-            update = parse_record(record, fields, zone, known.__contains__)
+            update = parse_record(record, fields, zone, known.__contains__, now)
         except RecordError as error:
             problems.append({"index": index, "reason": str(error)})
             continue
@@ -258,7 +275,7 @@ async def poll_once(settings: Settings, db: sessionmaker[Session], now: datetime
         if own:
             await client.aclose()
     records = records[:MAX_RECORDS]
-    updates, skipped = await asyncio.to_thread(_parse_all, records, settings, db)
+    updates, skipped = await asyncio.to_thread(_parse_all, records, settings, db, now)
     for problem in skipped[:20]:
         log.warning("dossier status record %s skipped: %s", problem["index"], problem["reason"])
     applied = await asyncio.to_thread(_apply, db, updates, "poll", now) if updates else None

@@ -14,11 +14,20 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from reminders.decide import DossierFacts, FollowFacts
-from reminders.models import PENDING, DossierRow, DossierStatusRow, FollowRow, ReminderRow, as_utc, utc_now
+from reminders.models import (
+    PENDING,
+    DossierRow,
+    DossierStatusRow,
+    FollowRow,
+    ReminderRow,
+    VerificationRow,
+    as_utc,
+    utc_now,
+)
 from reminders.statuses import Status
 
 MAX_FOLLOWS_PER_CHAT = 20  # a citizen follows their own few dossiers; more is someone harvesting statuses
-OPTIONAL_FIELDS = ("procedure", "received_at", "due_at", "new_due_at", "note", "delivery")
+OPTIONAL_FIELDS = ("procedure", "received_at", "due_at", "new_due_at", "note", "delivery", "phone_last4", "id_last4")
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,8 @@ class DossierUpdate:
     new_due_at: datetime | None = None
     note: str | None = None
     delivery: str | None = None
+    phone_last4: str | None = None  # the last 4 digits only (reminders.codes.last_four), never the full number
+    id_last4: str | None = None
     changed_at: datetime | None = None  # when the status changed, if the source says
     given: frozenset[str] = field(default_factory=frozenset)
 
@@ -94,6 +105,7 @@ def apply_updates(session: Session, updates: Sequence[DossierUpdate], source: st
         if touched or changed:
             row.updated_at = now
             row.source = source
+            row.scan_problem = None  # corrected or not, the next scan says again
     session.add_all([history for _, history in noticed])
     session.flush()  # one flush for all: history ids come back together
     for row, history in noticed:
@@ -137,6 +149,11 @@ def follow_facts(row: FollowRow) -> FollowFacts:
 
 def get_dossier(session: Session, code: str) -> DossierRow | None:
     return session.get(DossierRow, code)
+
+
+def has_second_factor(row: DossierRow) -> bool:
+    """Whether the source gave the filer's digits, so a chat can prove it filed the dossier."""
+    return bool(row.phone_last4 or row.id_last4)
 
 
 def history(session: Session, code: str) -> list[DossierStatusRow]:
@@ -213,7 +230,31 @@ def set_muted(session: Session, channel: str, chat_id: str, code: str, muted: bo
 
 
 def forget_chat(session: Session, channel: str, chat_id: str) -> int:
-    """Everything kept about a chat's follows (and the reminders addressed to it) is deleted; returns follows removed."""
+    """Everything kept about a chat's dossiers is deleted (follows, the reminders addressed to it, the dossiers it
+    proved it filed); returns the follows and verifications removed."""
     session.execute(delete(ReminderRow).where(ReminderRow.channel == channel, ReminderRow.chat_id == chat_id))
-    result = session.execute(delete(FollowRow).where(FollowRow.channel == channel, FollowRow.chat_id == chat_id))
-    return result.rowcount or 0
+    follows = session.execute(delete(FollowRow).where(FollowRow.channel == channel, FollowRow.chat_id == chat_id))
+    verified = session.execute(delete(VerificationRow).where(VerificationRow.channel == channel, VerificationRow.chat_id == chat_id))
+    return (follows.rowcount or 0) + (verified.rowcount or 0)
+
+
+# --------------------------------------------------------------------------- verified chats
+
+def is_verified(session: Session, channel: str, chat_id: str, code: str) -> bool:
+    return session.scalar(select(VerificationRow.id).where(VerificationRow.channel == channel, VerificationRow.chat_id == chat_id,
+                                                           VerificationRow.dossier_code == code)) is not None
+
+
+def verified_codes(session: Session, channel: str, chat_id: str) -> set[str]:
+    return set(session.scalars(select(VerificationRow.dossier_code).where(VerificationRow.channel == channel,
+                                                                          VerificationRow.chat_id == chat_id)))
+
+
+def verify(session: Session, channel: str, chat_id: str, code: str, now: datetime | None = None) -> None:
+    """Record that this chat gave the right digits for this dossier (once; a second time changes nothing)."""
+    from reminders.scan import dialect_insert
+
+    insert = dialect_insert(session)  # two bot processes answering one chat at once: one row, no IntegrityError
+    session.execute(insert(VerificationRow).values(channel=channel, chat_id=chat_id, dossier_code=code,
+                                                   verified_at=as_utc(now) or utc_now())
+                    .on_conflict_do_nothing(index_elements=["channel", "chat_id", "dossier_code"]))

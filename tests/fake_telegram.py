@@ -244,13 +244,13 @@ class FakeTelegram:
     def pending_updates(self) -> int:
         return len(self._updates)
 
-    async def wait_messages(self, chat_id: int, count: int, timeout: float = 10.0) -> list[Sent]:
+    async def wait_messages(self, chat_id: int, count: int, timeout: float = 30.0) -> list[Sent]:
         """Wait until the bot has sent `count` messages to the chat; returns them (fails on timeout)."""
         await self.wait_for(lambda: len(self.sent.get(chat_id, [])) >= count, timeout,
                             lambda: f"chat {chat_id}: {len(self.sent.get(chat_id, []))} of {count} messages")
         return self.messages(chat_id)
 
-    async def wait_for(self, condition, timeout: float = 10.0, what=lambda: "condition") -> None:
+    async def wait_for(self, condition, timeout: float = 30.0, what=lambda: "condition") -> None:
         """Wait until `condition()` holds, re-checking whenever the bot calls the server."""
         deadline = time.monotonic() + timeout
         while not condition():

@@ -126,7 +126,7 @@ class FakeZalo:
     def calls(self, method: str, chat_id: str | None = None) -> list[Recorded]:
         return [r for r in self.requests if r.method == method and (chat_id is None or str(r.params.get("chat_id")) == chat_id)]
 
-    async def wait_messages(self, chat_id: str, count: int, timeout: float = 10.0) -> list[str]:
+    async def wait_messages(self, chat_id: str, count: int, timeout: float = 30.0) -> list[str]:
         """The texts `chat_id` has received, once there are at least `count` of them."""
         async with self._changed:
             try:
@@ -136,7 +136,7 @@ class FakeZalo:
                 raise AssertionError(f"{chat_id} received {len(got)} of {count} messages: {got}") from None
             return list(self.sent[chat_id])
 
-    async def wait_calls(self, method: str, count: int, timeout: float = 10.0) -> list[Recorded]:
+    async def wait_calls(self, method: str, count: int, timeout: float = 30.0) -> list[Recorded]:
         async with self._changed:
             try:
                 await asyncio.wait_for(self._changed.wait_for(lambda: len(self.calls(method)) >= count), timeout)

@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import make_settings
+from conftest import eventually, make_settings
 from fake_telegram import FakeTelegram
 
+from broadcasts.models import BroadcastRow
 from broadcasts.service import BroadcastService
 from channels.runner import run_channels
 from handlers import build_router
@@ -24,13 +25,19 @@ STAFF_CHAT = 9000
 async def say(fake, chat_id: int, text: str):
     before = len(fake.messages(chat_id))
     fake.push_text(chat_id, text)
-    return (await fake.wait_messages(chat_id, before + 1, timeout=15))[before]
+    return (await fake.wait_messages(chat_id, before + 1, timeout=30))[before]
 
 
 async def press(fake, chat_id: int, data: str):
     before = len(fake.messages(chat_id))
     fake.push_callback(chat_id, data)
-    return (await fake.wait_messages(chat_id, before + 1, timeout=15))[before]
+    return (await fake.wait_messages(chat_id, before + 1, timeout=30))[before]
+
+
+def broadcast_state(db, broadcast_id: int) -> str | None:
+    with db() as session:
+        row = session.get(BroadcastRow, broadcast_id)
+        return row.state if row else None
 
 
 async def test_a_ward_announcement_composed_in_chat_reaches_that_wards_subscriber_only(catalog, open_kb, database_url):
@@ -62,9 +69,10 @@ async def test_a_ward_announcement_composed_in_chat_reaches_that_wards_subscribe
             confirmed = await press(fake, STAFF_CHAT, "bc:ok")
             assert confirmed.text.startswith("Đang gửi thông báo #1 tới 1 người")
 
-            [*_, announcement] = await fake.wait_messages(1001, 5, timeout=10)  # after 4 replies in the chat
+            [*_, announcement] = await fake.wait_messages(1001, 5, timeout=30)  # after 4 replies in the chat
             assert announcement.text == "Phường Bến Nghé: sáng thứ Bảy 30/11 vẫn tiếp nhận hồ sơ."
-            await asyncio.sleep(1.0)
+            # Done means every recipient was tried: the other ward's subscriber can no longer get it.
+            await eventually(lambda: broadcast_state(db, 1) == "done", what="announcement #1 done")
             assert not any("thứ Bảy 30/11" in text for text in fake.texts(1002))
 
             report = await say(fake, STAFF_CHAT, "/baocao 1")

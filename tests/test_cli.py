@@ -12,6 +12,8 @@ import pytest
 from conftest import PROJECT_DIR
 from typer.testing import CliRunner
 
+from bot import DEFAULT_EVAL
+from knowledge.starter import read_starter
 from quality.contract import answer_lines
 
 CONTRACT_KEYS = {"chat", "id", "aspect", "candidates", "answer"}
@@ -94,11 +96,28 @@ def test_ask_one_question(cli_db, tmp_path):
     assert obj["id"] == "1.014061" and obj["aspect"] == "fee"
 
 
-def test_eval_prints_the_figures(cli_db, tmp_path):
+def test_eval_prints_the_figures_on_the_projects_own_questions_by_default(cli_db, tmp_path):
+    """`bot.py eval` with no file works on a fresh clone: its default is a labelled file of the repository."""
     done = run_bot(["--db", cli_db, "eval"], tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     for name in FIGURES:
         assert name in done.stdout, f"{name} missing from:\n{done.stdout}"
+    labelled = [line for line in DEFAULT_EVAL.read_text(encoding="utf-8").splitlines() if line.strip()]
+    in_scope = sum(1 for line in labelled if json.loads(line)["expect"])
+    assert f"/{in_scope} " in done.stdout, f"top-1 is not counted over the {in_scope} answerable questions:\n{done.stdout}"
+
+
+def test_the_default_eval_file_is_the_projects_and_labelled_with_starter_ids():
+    assert DEFAULT_EVAL.is_relative_to(PROJECT_DIR) and DEFAULT_EVAL.exists()
+    starter = read_starter()
+    known = {e.id for e in starter} | {other for e in starter for other in e.equivalents}
+    items = [json.loads(line) for line in DEFAULT_EVAL.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(items) >= 100
+    for item in items:
+        assert item["q"].strip() and item["chat"], item
+        assert set(item["expect"]) <= known, f"{item['chat']} expects an id the knowledge base does not have: {item['expect']}"
+        aspects = item["aspect"] if isinstance(item["aspect"], list) else [item["aspect"]]
+        assert (aspects == [None]) if not item["expect"] else set(aspects) <= ASPECTS, item
 
 
 def test_db_option_after_the_command_as_the_contract_writes_it(cli_db):

@@ -170,3 +170,49 @@ def test_any_date_cell_is_a_real_date_or_a_plain_reason(cell):
         assert str(error) and cell.strip() in str(error)
     else:
         assert moment.tzinfo is not None
+
+
+# --------------------------------------------------------------------------- implausible dates, the filer's digits
+
+def test_a_far_future_date_is_a_problem_with_its_row_and_column_and_nothing_is_written(tmp_path, database_url, db):
+    path = write(tmp_path, [HEADER, GOOD[0], "000.00.12.H12-261120-0002,Đăng ký kết hôn,20/11/2026,31/12/9999,Đã tiếp nhận,,"])
+    result = run_bot(["--db", database_url, "dossiers", "import", str(path)], tmp_path)
+    assert result.returncode == 1
+    err = " ".join(result.stderr.split())
+    assert "hàng 3, cột Ngày hẹn trả: ngày 31/12/9999 nằm ngoài khoảng hợp lý" in err and "không ghi gì" in err
+    assert count(db) == 0
+
+
+def test_phone_and_id_columns_keep_only_their_last_four_digits(tmp_path, database_url, db):
+    header = HEADER + ",SĐT,Số CMND/CCCD"
+    path = write(tmp_path, [header, GOOD[0] + ",0901.234.567,001234567890", GOOD[1] + ",,"])
+    result = run_bot(["--db", database_url, "dossiers", "import", str(path)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    with db() as session:
+        first = session.get(DossierRow, "000.00.12.H12-261120-0001")
+        assert (first.phone_last4, first.id_last4) == ("4567", "7890")
+        assert session.get(DossierRow, "000.00.12.H12-261120-0002").phone_last4 is None
+    without = write(tmp_path, [HEADER, GOOD[0].replace("Đã tiếp nhận", "Đang xử lý")], "khong-sdt.csv")
+    assert run_bot(["--db", database_url, "dossiers", "import", str(without)], tmp_path).returncode == 0
+    with db() as session:
+        assert session.get(DossierRow, "000.00.12.H12-261120-0001").phone_last4 == "4567", "an export without the column keeps them"
+    shown = run_bot(["--db", database_url, "dossiers", "show", "000.00.12.H12-261120-0001"], tmp_path)
+    assert "Xác nhận người nộp: có 4 số cuối SĐT/CCCD" in shown.stdout and "4567" not in shown.stdout
+
+
+def test_an_xlsx_column_with_the_four_digits_and_a_number_cell(tmp_path):
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["Mã hồ sơ", "Thủ tục", "Ngày tiếp nhận", "Ngày hẹn trả", "Trạng thái", "4 số cuối SĐT", "Số giấy tờ tùy thân"])
+    sheet.append(["000.00.12.H12-261120-0001", "Đăng ký khai sinh", "20/11/2026", "02/12/2026", "Đã tiếp nhận", "4567", 1234567890.0])
+    sheet.append(["000.00.12.H12-261120-0002", "Đăng ký khai sinh", "20/11/2026", "02/12/2026", "Đã tiếp nhận", "45", None])
+    path = tmp_path / "ho-so.xlsx"
+    book.save(path)
+    with pytest.raises(FileProblems) as caught:
+        read_dossiers(path)
+    [problem] = caught.value.problems
+    assert "hàng 3, cột Số điện thoại: cần ít nhất 4 chữ số" in str(problem) and '"45"' not in str(problem)
+    sheet.delete_rows(3)
+    book.save(path)
+    [update] = read_dossiers(path)
+    assert (update.phone_last4, update.id_last4) == ("4567", "7890")

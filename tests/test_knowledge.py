@@ -1,6 +1,7 @@
 """The knowledge base: schema migrated by Alembic, the 53 starter entries loaded once and never
 overwritten, and starter facts that invent no figure. Database tests run on SQLite and, when
-TEST_DATABASE_URL is set, on PostgreSQL."""
+TEST_DATABASE_URL is set, on PostgreSQL. Tests named `..._against_shared_kb` also check the starter data
+against ../shared/kb and are skipped where it is absent (a fresh clone)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import re
 import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from conftest import KB_DIR, SHARED_DIR, SHARED_IDS
+from conftest import KB_DIR, NATIONAL_RECORDS, SHARED_ENTRIES_FILE, requires_shared
 from sqlalchemy import func, inspect, select, text
 
 from handlers.answers import write_answer
@@ -24,7 +25,7 @@ from knowledge.schema import Entry
 from knowledge.starter import read_starter
 from nlp.aspects import Aspect
 
-NATIONAL_RECORDS = SHARED_DIR / "data" / "dvcqg" / "procedures_all_ministries.jsonl.gz"
+STARTER_COUNT = 53  # 47 procedures and 6 topics
 
 
 def _head_revision() -> str:
@@ -61,18 +62,29 @@ def test_schema_is_migrated_by_alembic_to_head(open_kb):
     assert versions == [_head_revision()]
 
 
-def test_all_53_entries_are_loaded_with_their_ids_and_equivalents(open_kb, shared_entries):
+def test_all_53_entries_are_loaded_with_their_ids_and_equivalents(open_kb, starter):
     engine = open_kb()
     with session_factory(engine)() as session:
         entries = {e.id: e for e in load_entries(session)}
-    assert len(shared_entries) == 53
-    assert sorted(entries) == sorted(shared_entries), "the database must hold exactly the ids of entries.yaml"
+    assert len(entries) == STARTER_COUNT
+    assert sorted(entries) == sorted(e.id for e in starter), "the database must hold exactly the starter ids"
+    for wanted in starter:
+        entry = entries[wanted.id]
+        assert sorted(entry.equivalents) == sorted(wanted.equivalents), wanted.id
+        assert entry.group == wanted.group, wanted.id
+        assert entry.kind == ("procedure" if re.fullmatch(r"\d\.\d{6}", wanted.id) else "topic"), wanted.id
+        assert entry.summary and entry.name, wanted.id
+
+
+@requires_shared(SHARED_ENTRIES_FILE)
+def test_the_starter_entries_are_the_53_required_ones_against_shared_kb(starter, shared_entries):
+    """The ids, equivalents and groups the project must ship (../shared/kb/entries.yaml) are the starter's."""
+    assert len(shared_entries) == STARTER_COUNT
+    by_id = {e.id: e for e in starter}
+    assert sorted(by_id) == sorted(shared_entries)
     for entry_id, wanted in shared_entries.items():
-        entry = entries[entry_id]
-        assert sorted(entry.equivalents) == sorted(wanted.get("equivalents", [])), entry_id
-        assert entry.group == wanted["group"], entry_id
-        assert entry.kind == ("procedure" if re.fullmatch(r"\d\.\d{6}", entry_id) else "topic"), entry_id
-        assert entry.summary and entry.name, entry_id
+        assert sorted(by_id[entry_id].equivalents) == sorted(wanted.get("equivalents", [])), entry_id
+        assert by_id[entry_id].group == wanted["group"], entry_id
 
 
 def test_entries_read_back_from_the_database_equal_the_starter_files(open_kb, starter):
@@ -87,9 +99,9 @@ def test_entries_read_back_from_the_database_equal_the_starter_files(open_kb, st
         assert got == want, f"{want.id} changed on its way through the database"
 
 
-def test_an_equivalent_id_finds_its_entry(catalog, shared_entries):
-    with_equivalents = {i: e["equivalents"] for i, e in shared_entries.items() if e.get("equivalents")}
-    assert with_equivalents, "entries.yaml names equivalents (e.g. 2.000986 = 2.001023)"
+def test_an_equivalent_id_finds_its_entry(catalog, starter):
+    with_equivalents = {e.id: e.equivalents for e in starter if e.equivalents}
+    assert with_equivalents, "the starter data names equivalents (e.g. 2.000986 = 2.001023)"
     for entry_id, others in with_equivalents.items():
         for other in others:
             assert catalog.get(other) is not None and catalog.get(other).id == entry_id
@@ -98,7 +110,7 @@ def test_an_equivalent_id_finds_its_entry(catalog, shared_entries):
 def test_loading_twice_changes_nothing(open_kb, database_url):
     engine = open_kb()
     counts, stamps = _row_counts(engine), _updated_at(engine)
-    assert counts["entries"] == 53
+    assert counts["entries"] == STARTER_COUNT
 
     with session_factory(engine).begin() as session:
         assert seed_starter(session) == 0
@@ -144,7 +156,7 @@ def test_an_entry_edited_in_the_database_is_not_overwritten_by_a_new_start(open_
     check(open_kb(database_url))  # the same starter data
     monkeypatch.setattr(loader, "starter_digest", lambda: "a-newer-release")  # a release with changed starter files
     check(open_kb(database_url))
-    assert _row_counts(engine)["entries"] == 53
+    assert _row_counts(engine)["entries"] == STARTER_COUNT
 
 
 def test_a_deleted_child_row_does_not_break_loading(open_kb):
@@ -155,7 +167,7 @@ def test_a_deleted_child_row_does_not_break_loading(open_kb):
         session.execute(EquivalentRow.__table__.delete())
     with session_factory(engine)() as session:
         entries = {e.id: e for e in load_entries(session)}
-    assert len(entries) == 53
+    assert len(entries) == STARTER_COUNT
     entry = entries["1.000894"]
     assert entry.fees == [] and entry.equivalents == []
     assert "Bộ phận Một cửa" in write_answer(entry, (Aspect.FEE,))
@@ -163,10 +175,11 @@ def test_a_deleted_child_row_does_not_break_loading(open_kb):
 
 # --------------------------------------------------------------------------- the starter facts
 
-def test_starter_files_hold_each_shared_id_exactly_once(starter):
+def test_starter_files_hold_each_id_exactly_once(starter):
     ids = [e.id for e in starter]
     assert len(ids) == len(set(ids)), "an id is written twice in knowledge/starter"
-    assert sorted(ids) == sorted(SHARED_IDS)
+    assert len(ids) == STARTER_COUNT
+    assert sum(e.kind == "procedure" for e in starter) == 47
 
 
 def test_every_starter_entry_has_the_facts_a_citizen_asks_for(starter):
@@ -209,7 +222,8 @@ def shared_facts(shared_entries) -> str:
     return "\n".join(texts)
 
 
-def test_no_invented_fee_amount(starter, shared_facts):
+@requires_shared(SHARED_ENTRIES_FILE, NATIONAL_RECORDS)
+def test_no_invented_fee_amount_against_shared_kb(starter, shared_facts):
     amounts = [(e.id, f.amount_vnd) for e in starter for f in e.fees if f.amount_vnd]
     assert amounts, "the starter data has fixed national fees (e.g. thẻ căn cước, trích lục)"
     invented = [(entry_id, amount) for entry_id, amount in amounts if not _amount_pattern(amount).search(shared_facts)]

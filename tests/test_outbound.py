@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import make_settings
+from conftest import eventually, make_settings
 from fake_telegram import FakeTelegram
 from fake_zalo import FakeZalo
 
@@ -115,7 +115,7 @@ async def test_background_services_run_on_the_scheduler_with_senders_of_running_
     service = _RecordingService()
     settings = make_settings(telegram_bot_token="1:x", zalo_bot_token="z")
     stop = await _start_services(settings, ["zalo"], [service])
-    await asyncio.sleep(0.3)
+    await eventually(lambda: service.events.count("tick") >= 2, what="two ticks of the service")
     await stop()
     assert set(service.senders) == {"zalo"}  # Telegram is configured but not running: nothing goes out there
     assert service.events[0] == "start" and service.events[-1] == "stop"

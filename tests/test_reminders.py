@@ -24,7 +24,7 @@ from reminders.dispatch import claim, dispatch
 from reminders.models import FollowRow, ReminderRow
 from reminders.scan import scan
 from reminders.statuses import Status
-from reminders.store import DossierUpdate, apply_updates, follow, set_muted
+from reminders.store import DossierUpdate, apply_updates, follow, set_muted, verify
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 CODE = "000.00.12.H12-261120-0001"
@@ -51,7 +51,9 @@ def put(db, code: str, status: Status, now: datetime, **facts) -> None:
 
 
 def follow_at(db, code: str, now: datetime, chat: str = "c1", channel: str = "console") -> int:
+    """A chat that gave the right 4 digits and followed, as /theodoi <mã> <4 số> does."""
     with db() as session:
+        verify(session, channel, chat, code, now)
         row, _ = follow(session, channel, chat, code, now=now)
         session.commit()
         return row.id
@@ -265,6 +267,7 @@ def test_two_processes_on_one_database_send_each_reminder_exactly_once(database_
     with db() as session:
         apply_updates(session, updates, "test", at("2026-11-20 08:00"))
         for u in updates:
+            verify(session, "console", f"chat-{u.code[-4:]}", u.code, at("2026-11-20 09:00"))
             follow(session, "console", f"chat-{u.code[-4:]}", u.code, now=at("2026-11-20 09:00"))
         session.commit()
     with db() as session:
@@ -357,3 +360,40 @@ def test_rate_limited_is_retried_after_the_platforms_wait(db, settings):
     assert reminders(db, "result_ready")[0].state == "planned"
     [ready] = run(db, settings, at("2026-11-25 10:01:08"), {"telegram": sender})
     assert CODE in ready
+
+
+# --------------------------------------------------------------------------- one bad record
+
+def test_a_bad_record_already_stored_is_skipped_and_shown_while_everyone_else_is_reminded(db, settings, tmp_path, database_url):
+    from test_cli import run_bot
+
+    from reminders.models import DossierRow
+
+    put(db, CODE, Status.PROCESSING, at("2026-11-20 08:00"), due_at=at("2026-12-10 00:00"))
+    put(db, OTHER, Status.PROCESSING, at("2026-11-20 08:00"), due_at=at("2026-12-10 00:00"))
+    with db() as session:  # as an older version let it in: "no date" as the one-stop software writes it
+        session.get(DossierRow, CODE).due_at = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+        session.commit()
+    follow_at(db, CODE, at("2026-11-20 09:00"), chat="unlucky")
+    follow_at(db, OTHER, at("2026-11-20 09:00"), chat="everyone-else")
+    put(db, CODE, Status.RESULT_READY, at("2026-11-25 10:00"))
+    put(db, OTHER, Status.RESULT_READY, at("2026-11-25 10:00"))
+    result = scan(db, settings, at("2026-11-25 10:01"))
+    assert list(result.skipped) == [CODE] and "OverflowError" in result.skipped[CODE]
+    [ready] = run(db, settings, at("2026-11-25 10:02"))
+    assert OTHER in ready and "đã có kết quả" in ready
+
+    shown = run_bot(["--db", database_url, "dossiers", "show", CODE], tmp_path)
+    assert shown.returncode == 0 and "lỗi, không lập được nhắc" in shown.stdout and "31/12/9999" in shown.stdout
+    listed = run_bot(["--db", database_url, "dossiers", "list"], tmp_path)
+    assert "⚠ lỗi dữ liệu" in " ".join(listed.stdout.split())
+    jobs = run_bot(["--db", database_url, "jobs", "run", "--now", "2026-11-25T10:03"], tmp_path)
+    assert jobs.returncode == 0 and f"Bỏ qua hồ sơ {CODE}" in " ".join(jobs.stderr.split())
+
+    with db() as session:  # staff fix the record at its source and import it again
+        apply_updates(session, [DossierUpdate(code=CODE, status=Status.RESULT_READY, due_at=at("2026-12-10 00:00"),
+                                              given=frozenset({"due_at"}))], "test", at("2026-11-25 11:00"))
+        session.commit()
+    assert scan(db, settings, at("2026-11-25 11:01")).skipped == {}
+    with db() as session:
+        assert session.get(DossierRow, CODE).scan_problem is None

@@ -17,7 +17,7 @@ from test_reminders import at
 
 from reminders.models import ReminderRow
 from reminders.statuses import Status
-from reminders.store import DossierUpdate, apply_updates, follow
+from reminders.store import DossierUpdate, apply_updates, follow, verify
 
 NOTICE = "[thông báo] "
 
@@ -42,6 +42,7 @@ def dossiers(db, count: int) -> list[str]:
                                               due_at=at("2026-12-10 00:00"), given=frozenset({"procedure", "due_at"}))
                                 for c in codes], "test", at("2026-11-20 08:00"))
         for code in codes:
+            verify(session, "console", f"chat-{code[-4:]}", code, at("2026-11-20 09:00"))
             follow(session, "console", f"chat-{code[-4:]}", code, now=at("2026-11-20 09:00"))
         session.commit()
     return codes

@@ -4,12 +4,13 @@ polling a JSON status URL (field names configurable). Bad input stores nothing b
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import httpx
 import pytest
 from aiohttp import web
-from conftest import make_settings
+from conftest import eventually, make_settings
 from sqlalchemy import func, select
 
 from reminders.models import DossierRow, DossierStatusRow
@@ -146,28 +147,70 @@ async def test_the_running_service_sends_a_pushed_change_within_seconds(db, data
 
     from channels.outbound import ConsoleSender
     from reminders.service import ReminderService
-    from reminders.store import follow
+    from reminders.store import follow, verify
 
-    settings = make_settings(database_url, dossier_push_api_key=KEY, dossier_push_port=0, reminder_scan_seconds=30,
+    settings = make_settings(database_url, dossier_push_api_key=KEY, dossier_push_port=0, reminder_scan_seconds=3600,
                              quiet_hours_start="00:00", quiet_hours_end="00:00")
     service = ReminderService(settings, db)
     sender = ConsoleSender(echo=False)
     scheduler = AsyncIOScheduler(timezone=settings.timezone)
     await service.start(scheduler, {"console": sender})
     scheduler.start()
+    # An appointment still ahead: past it, a scan between the follow and the change would rightly apologise first.
+    record = RECORD | {"due_at": (datetime.now(UTC) + timedelta(days=10)).isoformat()}
     try:
-        status, _ = await post(service.push, RECORD)
+        status, _ = await post(service.push, record)
         assert status == 200
         with db() as session:
+            verify(session, "console", "me", CODE)
             follow(session, "console", "me", CODE)
             session.commit()
-        status, _ = await post(service.push, RECORD | {"status": "Đã có kết quả"})
+        status, _ = await post(service.push, record | {"status": "Đã có kết quả"})
         assert status == 200
-        for _ in range(100):  # the push wakes the job: no waiting for the 30 s interval
-            if sender.sent:
-                break
-            await asyncio.sleep(0.05)
+        # The push wakes the job: with an hour between scans, only the wake-up can send it.
+        await eventually(lambda: sender.sent, what="the reminder of the pushed change")
         assert [chat for chat, _ in sender.sent] == ["me"] and "đã có kết quả" in sender.sent[0][1]
     finally:
         scheduler.shutdown(wait=False)
         await service.stop()
+
+
+# --------------------------------------------------------------------------- implausible dates, the filer's digits
+
+async def test_a_far_future_date_is_refused_at_push_with_the_reason_per_record(push, db):
+    records = [RECORD, {"code": "000.00.12.H12-261120-0002", "status": "Đang xử lý", "procedure": "Kết hôn",
+                        "due_at": "9999-12-31T23:59:59Z"},
+               RECORD | {"code": "000.00.12.H12-261120-0003", "received_at": "01/01/1900"}]
+    status, body = await post(push, records)
+    assert status == 400 and "không ghi gì" in body["error"]
+    reasons = {p["index"]: p["reason"] for p in body["problems"]}
+    assert set(reasons) == {1, 2}
+    assert "due_at: ngày 31/12/9999 nằm ngoài khoảng hợp lý" in reasons[1] and "để trống" in reasons[1]
+    assert "received_at: ngày 01/01/1900 nằm ngoài khoảng hợp lý" in reasons[2]
+    assert stored(db) == {}
+
+
+async def test_a_far_future_date_in_the_feed_skips_that_record_only(feed, db, database_url, caplog):
+    import json
+
+    feed["body"] = json.dumps([
+        {"MaHoSo": CODE, "TrangThai": "Đang xử lý", "TenThuTuc": "Đăng ký khai sinh", "NgayHenTra": "31/12/9999"},
+        {"MaHoSo": "000.00.12.H12-261120-0002", "TrangThai": "Đang xử lý", "TenThuTuc": "Kết hôn", "NgayHenTra": "10/12/2026"},
+    ]).encode()
+    settings = make_settings(database_url, dossier_status_url=feed["url"], dossier_status_fields=FIELDS)
+    result = await poll_once(settings, db)
+    assert result.ok and len(result.skipped) == 1 and result.applied.created == 1
+    assert stored(db) == {"000.00.12.H12-261120-0002": "processing"}
+    assert any("record 0 skipped" in r.getMessage() and "31/12/9999" in r.getMessage() for r in caplog.records)
+
+
+async def test_the_filers_digits_arrive_by_push_and_only_the_last_four_are_kept(push, db):
+    status, _ = await post(push, RECORD | {"phone": "0901 234 567", "id_number": 1234567890123 // 10})
+    assert status == 200
+    status, _ = await post(push, RECORD | {"status": "Đang xử lý"})  # a record without them keeps them
+    assert status == 200
+    with db() as session:
+        row = session.get(DossierRow, CODE)
+        assert (row.phone_last4, row.id_last4) == ("4567", "9012")
+    status, body = await post(push, RECORD | {"phone": "09"})
+    assert status == 400 and "phone: cần ít nhất 4 chữ số" in body["problems"][0]["reason"]
