@@ -47,15 +47,17 @@ def receive_file(incoming: Incoming, context: Context) -> list[Reply]:
         entries, origin = read_any(path)
     except (FileProblems, CatalogueError) as error:
         path.unlink(missing_ok=True)
-        problems = [str(p).replace(path.name, name) for p in getattr(error, "problems", [error])]
+        problems = [str(p).replace(path.name, name) for p in getattr(error, "problems", None) or [error]]
         shown = "\n".join(f"• {p}" for p in problems[:MAX_SHOWN])
         more = f"\n… và {len(problems) - MAX_SHOWN} lỗi khác." if len(problems) > MAX_SHOWN else ""
         return [Reply(f"Tệp {name} có lỗi nên chưa nhập gì:\n{shown}{more}")]
     with context.db() as session:
+        version = editing.current_version(session)
         summary = editing.plan(session, entries, keep_curated=origin == "dvcqg")
     state = context.states.get(incoming.chat_key)
     _discard(state.pending_import)
-    state.pending_import = f"{path}\n{name}\n{origin}"
+    # the version the summary was computed on: "Nhập" writes only if nobody changed anything since
+    state.pending_import = f"{path}\n{name}\n{origin}\n{version}"
     buttons = [[Button("✅ Nhập", "imp:yes"), Button("❌ Hủy", "imp:no")]]
     return [Reply(f"Tệp {name} hợp lệ ({len(entries)} mục). Nếu nhập: {summary.describe()}\nBấm Nhập để ghi, Hủy để bỏ.",
                   buttons, numbered=True)]
@@ -69,7 +71,8 @@ def confirm_import(incoming: Incoming, context: Context) -> list[Reply]:
     pending, state.pending_import = state.pending_import, None
     if not pending:
         return [Reply("Không có tệp nào đang chờ nhập. Gửi lại tệp nếu cần.")]
-    path_text, name, origin = pending.split("\n")
+    path_text, name, origin, *rest = pending.split("\n")
+    version = int(rest[0]) if rest and rest[0].isdigit() else None
     path = Path(path_text)
     if (incoming.button or "").endswith(":no"):
         _discard(pending)
@@ -78,7 +81,9 @@ def confirm_import(incoming: Incoming, context: Context) -> list[Reply]:
         entries, origin = read_any(path)
         with context.db.begin() as session:
             summary = editing.apply(session, entries, actor(incoming), f"chat:{name}", origin=origin,
-                                    keep_curated=origin == "dvcqg")
+                                    keep_curated=origin == "dvcqg", expected_version=version)
+    except editing.EditError as error:  # changed by someone else since the summary, or busy: nothing written
+        return [Reply(f"Chưa nhập tệp {name}: {error}")]
     except (FileProblems, CatalogueError, OSError) as error:
         return [Reply(f"Không nhập được tệp {name}: {error}")]
     finally:
@@ -150,6 +155,7 @@ def _attach(incoming: Incoming, context: Context, question_id: int, entry_id: st
         return Reply(f"Không có mục {entry_id}.")
     try:
         with context.db.begin() as session:
+            editing.lock_knowledge(session)  # before any write: on SQLite the lock must open the transaction
             row = unanswered.resolve(session, question_id, entry.id)
             if row is None:
                 return Reply(f"Không có câu hỏi số {question_id}.")

@@ -113,7 +113,7 @@ def validate(ctx: typer.Context, file: Path) -> None:
     """Check a file (YAML/CSV/XLSX or national .jsonl[.gz]) and say what importing it would change."""
     from knowledge.db import session_factory
     from knowledge.dvcqg import CatalogueError
-    from knowledge.editing import plan
+    from knowledge.editing import current_version, plan
     from knowledge.spreadsheet import FileProblems
 
     try:
@@ -121,8 +121,11 @@ def validate(ctx: typer.Context, file: Path) -> None:
     except (FileProblems, CatalogueError) as error:
         _fail(error)
     with session_factory(_engine(ctx))() as session:
+        version = current_version(session)
         summary = plan(session, entries, keep_curated=origin == "dvcqg")
     out.print(f"{file.name}: {len(entries)} mục hợp lệ. Nếu nhập: {summary.describe()}", highlight=False)
+    out.print(f"Kiểm tra trên phiên bản {version} của cơ sở kiến thức. Để chỉ nhập khi chưa ai sửa gì thêm: "
+              f"kb import {file.name} --if-version {version}", highlight=False)
 
 
 @kb_app.command("import")
@@ -131,11 +134,14 @@ def import_(
     file: Path,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would change")] = False,
     overwrite_curated: Annotated[bool, typer.Option("--overwrite-curated", help="Let national records replace entries staff or the starter data wrote")] = False,
+    if_version: Annotated[int | None, typer.Option("--if-version", help="Refuse if the knowledge base changed after this version (shown by kb validate)")] = None,
 ) -> None:
-    """Import a staff file or the national catalogue in one transaction: any error writes nothing."""
+    """Import a staff file or the national catalogue in one transaction: any error writes nothing.
+
+    Imports run one at a time (a second waits for the first, then sees what it wrote)."""
     from knowledge.db import session_factory
     from knowledge.dvcqg import CatalogueError
-    from knowledge.editing import apply, plan
+    from knowledge.editing import EditError, apply, plan
     from knowledge.spreadsheet import FileProblems
 
     try:
@@ -150,8 +156,13 @@ def import_(
         return
     with _progress() as progress:
         task = progress.add_task(f"Nhập {file.name}", total=None)
-        with session_factory(engine).begin() as session:
-            summary = apply(session, entries, cli_actor(), f"file:{file.name}", origin=origin, keep_curated=keep_curated)
+        try:
+            with session_factory(engine).begin() as session:
+                summary = apply(session, entries, cli_actor(), f"file:{file.name}", origin=origin, keep_curated=keep_curated,
+                                expected_version=if_version)
+        except EditError as error:
+            progress.stop()
+            _fail(error)
         progress.update(task, total=len(entries), completed=len(entries))
     out.print(f"Đã nhập {file.name}: {summary.describe()}", highlight=False)
 

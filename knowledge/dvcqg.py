@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from knowledge.repository import describe_too_long
 from knowledge.schema import (
     Channel,
     Document,
@@ -69,10 +70,11 @@ FEE_NOTE_CHARS = 150
 class CatalogueError(ValueError):
     """A national-records file that cannot be read, with its place and a plain-language reason."""
 
-    def __init__(self, path: Path | str, line: int | None, reason: str) -> None:
+    def __init__(self, path: Path | str, line: int | None, reason: str, problems: list[str] | None = None) -> None:
         self.path = Path(path)
         self.line = line
         self.reason = reason
+        self.problems = problems or []  # one line per record at fault, when there are several
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -903,6 +905,7 @@ def load_catalogue(path: Path) -> list[Entry]:
     path = Path(path)
     entries: list[Entry] = []
     lines: dict[str, int] = {}
+    too_long: list[str] = []
     for line, record in iter_records(path):
         try:
             entry = record_to_entry(record)
@@ -921,8 +924,12 @@ def load_catalogue(path: Path) -> list[Entry]:
             raise CatalogueError(path, line, f"ma_thu_tuc {entry.id} was already given on line {lines[entry.id]}")
         lines[entry.id] = line
         entries.append(entry)
+        too_long += [f"{path.name}, dòng {line}, mục {entry.id}: {text}" for text in describe_too_long(entry)]
     if not entries:
         raise CatalogueError(path, None, "the file holds no procedure records")
+    if too_long:
+        raise CatalogueError(path, None, f"{len(too_long)} giá trị dài hơn cơ sở dữ liệu chứa được:\n" + "\n".join(too_long[:20]),
+                             problems=too_long)
     others: dict[str, list[str]] = {}
     for group in equivalence_groups(entries):
         for entry_id in group:

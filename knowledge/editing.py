@@ -1,12 +1,18 @@
 """Changing the knowledge base: every change is planned, applied in one transaction, recorded as a
-revision (who, when, from where, before and after) and bumps the version running bots reload on."""
+revision (who, when, from where, before and after) and bumps the version running bots reload on.
+
+Changes are serialized: each one first takes the knowledge base's write lock (`lock_knowledge`), then
+reads, plans and writes. Two imports at once therefore run one after the other, the second planned
+against what the first wrote, and a change prepared against an older version can be refused.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from knowledge import repository
 from knowledge.models import EntryRow, MetaRow, RevisionRow
@@ -14,10 +20,68 @@ from knowledge.schema import Entry
 
 VERSION_KEY = "kb_version"
 CURATED_SOURCES = frozenset({"starter", "staff"})
+LOCK_KEY = 0x6B625F6C6F636B  # "kb_lock": the PostgreSQL advisory lock every knowledge change takes
+LOCK_WAIT_SECONDS = 120  # a national import holds the lock ~10-30 s; a second change waits for it, not forever
+_LOCK_INFO = "knowledge_lock"
 
 
 class EditError(Exception):
     """A change that cannot be made; the message is for staff, in plain words."""
+
+
+class StaleChange(EditError):
+    """A change prepared against an older version of the knowledge base, which has moved on since."""
+
+    def __init__(self, expected: int, current: int) -> None:
+        self.expected, self.current = expected, current
+        super().__init__(
+            f"Cơ sở kiến thức đã có thay đổi khác (phiên bản {expected} → {current}) sau khi tệp được kiểm tra, "
+            "nên chưa ghi gì để không đè lên thay đổi đó. Vui lòng xuất hoặc kiểm tra lại tệp rồi nhập lại."
+        )
+
+
+def lock_knowledge(session: Session, expected_version: int | None = None) -> int:
+    """Take the knowledge base's write lock until the transaction ends and return the current version.
+
+    PostgreSQL: a transaction-level advisory lock; SQLite: BEGIN IMMEDIATE (one writer at a time).
+    Call it before reading what the change is based on, so the reads see every earlier change.
+    Raises StaleChange when `expected_version` is given and the knowledge base has moved past it.
+    """
+    session.connection()  # begins the transaction, so the lock is tied to this one
+    if session.info.get(_LOCK_INFO) is not session.get_transaction():
+        _acquire(session)
+        session.info[_LOCK_INFO] = session.get_transaction()
+    version = current_version(session)
+    if expected_version is not None and version != expected_version:
+        raise StaleChange(expected_version, version)
+    return version
+
+
+def _acquire(session: Session) -> None:
+    connection = session.connection()
+    dialect = connection.dialect.name
+    try:
+        if dialect == "sqlite":
+            raw = connection.connection.dbapi_connection
+            if raw.in_transaction:  # a write already ran in this transaction: it holds the write lock
+                return
+            waited = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+            connection.exec_driver_sql(f"PRAGMA busy_timeout = {LOCK_WAIT_SECONDS * 1000}")
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            finally:
+                connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(waited or 0)}")
+        elif dialect == "postgresql":
+            connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT_SECONDS}s'"))
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+            connection.execute(text("SET LOCAL lock_timeout = 0"))
+        else:  # another database: the version row's lock serializes the changes as well
+            session.get(MetaRow, VERSION_KEY, with_for_update=True)
+    except OperationalError as error:
+        message = str(error).lower()
+        if "locked" in message or "lock timeout" in message:
+            raise EditError("Cơ sở kiến thức đang được cập nhật bởi một thay đổi khác; vui lòng thử lại sau ít phút.") from None
+        raise
 
 
 @dataclass
@@ -78,6 +142,12 @@ def fee_warnings(before: Entry, after: Entry) -> list[str]:
             "hãy sửa cả nội dung." for f in after.fees if (f.channel, f.text) in old and old[(f.channel, f.text)] != f.amount_vnd]
 
 
+def fit(column: InstrumentedAttribute[str], value: str) -> str:
+    """`value` cut to what the model's String(n) `column` holds (a long file name must not fail an import)."""
+    length = getattr(column.type, "length", None)
+    return value if length is None or len(value) <= length else value[: length - 1] + "…"
+
+
 def current_version(session: Session) -> int:
     return int(repository.get_meta(session, VERSION_KEY) or 0)
 
@@ -136,12 +206,16 @@ def plan(session: Session, entries: list[Entry], keep_curated: bool = False) -> 
 
 
 def apply(session: Session, entries: list[Entry], actor: str, source: str, *, origin: str = "staff",
-          keep_curated: bool = False) -> ChangeSummary:
+          keep_curated: bool = False, expected_version: int | None = None) -> ChangeSummary:
     """Write `entries` (create or update), one revision per real change; the caller commits.
 
     `origin` is stored with each entry (starter / staff / dvcqg); with `keep_curated`, entries that
     staff or the starter data wrote are left alone (a catalogue import must not undo their work).
+    With `expected_version` (the version a preview was computed on), a knowledge base changed since
+    is refused with StaleChange and nothing is written.
     """
+    lock_knowledge(session, expected_version)
+    actor, source = fit(RevisionRow.actor, actor), fit(RevisionRow.source, source)
     entries = complete(session, entries)
     summary = plan(session, entries, keep_curated)
     by_id = {e.id: e for e in entries}
@@ -170,6 +244,8 @@ def add_phrase(session: Session, entry_id: str, phrase: str, actor: str, source:
     phrase = " ".join(phrase.split())
     if not phrase:
         raise EditError("Cụm từ trống.")
+    lock_knowledge(session)
+    actor, source = fit(RevisionRow.actor, actor), fit(RevisionRow.source, source)
     row = session.get(EntryRow, entry_id, options=repository.LOAD_ALL)
     if row is None:
         raise EditError(f"Không có mục {entry_id}.")
@@ -203,7 +279,11 @@ def history(session: Session, entry_id: str) -> list[RevisionRow]:
 
 
 def revert(session: Session, revision_id: int, actor: str, source: str, force: bool = False) -> RevisionRow:
-    """Undo one revision. Refuses when the entry changed since (unless forced) or it was undone already."""
+    """Undo one revision. Refuses when the entry changed since (unless forced) or it was undone already.
+
+    Under the knowledge lock: of two reverts of one change at once, the second finds it undone."""
+    lock_knowledge(session)
+    actor, source = fit(RevisionRow.actor, actor), fit(RevisionRow.source, f"{source} (hoàn tác #{revision_id})")
     revision = session.get(RevisionRow, revision_id)
     if revision is None:
         raise EditError(f"Không có thay đổi số {revision_id}.")
@@ -227,7 +307,7 @@ def revert(session: Session, revision_id: int, actor: str, source: str, force: b
     else:
         repository.apply_entry(row, Entry.model_validate(target))
         action = "update"
-    undo = RevisionRow(entry_id=revision.entry_id, action=action, actor=actor, source=f"{source} (hoàn tác #{revision_id})",
+    undo = RevisionRow(entry_id=revision.entry_id, action=action, actor=actor, source=source,
                        before=now, after=target)
     session.add(undo)
     session.flush()

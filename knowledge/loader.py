@@ -31,6 +31,11 @@ def seed_starter(session: Session) -> int:
     digest = starter_digest()
     if repository.get_meta(session, STARTER_KEY) == digest:
         return 0
+    # Two processes starting on a new database at once: the second waits, then finds the work done.
+    session.expire_all()
+    editing.lock_knowledge(session)
+    if repository.get_meta(session, STARTER_KEY) == digest:
+        return 0
     rows = {row.id: row for row in session.scalars(select(EntryRow).options(*repository.LOAD_ALL))}
     changed = 0
     for entry in read_starter():

@@ -9,6 +9,9 @@ from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, Stri
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
+GROUP_CHARS = 255
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -29,7 +32,8 @@ class EntryRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(Text)
     short_name: Mapped[str | None] = mapped_column(Text)
-    group: Mapped[str] = mapped_column("group_slug", String(64), index=True)
+    # a national field's slug runs to ~190 characters ("quan-ly-...-va-xu-ly-vi-pham-..."): 64 was too few
+    group: Mapped[str] = mapped_column("group_slug", String(GROUP_CHARS), index=True)
     level: Mapped[str | None] = mapped_column(String(128))
     summary: Mapped[str] = mapped_column(Text, default="")
     result: Mapped[str | None] = mapped_column(Text)

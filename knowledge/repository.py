@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import String, inspect, select
 from sqlalchemy.orm import Session, selectinload
 
 from knowledge.models import DocumentRow, DurationRow, EntryRow, EquivalentRow, FeeRow, MetaRow, PhraseRow, PlaceRow
@@ -74,6 +74,40 @@ def apply_entry(row: EntryRow, entry: Entry) -> None:
     row.phrases = [PhraseRow(position=i, kind="alias", text=t) for i, t in enumerate(entry.aliases)] + [
         PhraseRow(position=i, kind="example", text=t) for i, t in enumerate(entry.examples)]
     row.equivalents = [EquivalentRow(equivalent_id=e) for e in dict.fromkeys(entry.equivalents)]
+
+
+def too_long(entry: Entry) -> list[tuple[str, int, int]]:
+    """(field, length, limit) for each value of `entry` longer than its String(n) column holds.
+
+    The limits come from the SQLAlchemy model itself (the row `to_row` would write), so a column added
+    or resized later is checked without a list to keep in step. PostgreSQL refuses such a value and
+    fails the whole import; SQLite would store it silently.
+    """
+    found: list[tuple[str, int, int]] = []
+    row = to_row(entry, source="staff")
+    _check_row(row, "", found)
+    for relationship in inspect(EntryRow).relationships:
+        for index, child in enumerate(getattr(row, relationship.key)):
+            _check_row(child, f"{relationship.key}[{index + 1}].", found)
+    return found
+
+
+def _check_row(row: object, prefix: str, found: list[tuple[str, int, int]]) -> None:
+    mapper = inspect(type(row))
+    for attribute in mapper.column_attrs:
+        column = attribute.columns[0]
+        limit = column.type.length if isinstance(column.type, String) else None
+        value = getattr(row, attribute.key)
+        if limit and isinstance(value, str) and len(value) > limit and not column.foreign_keys:
+            name = attribute.key
+            if isinstance(row, EquivalentRow):  # one id of the equivalents list, shown as it is written
+                prefix, name = prefix.rstrip("."), ""
+            found.append((f"{prefix}{name}", len(value), limit))
+
+
+def describe_too_long(entry: Entry) -> list[str]:
+    """`too_long` in words for staff, one line per value ("group dài 193 ký tự, tối đa 64")."""
+    return [f"{where} dài {length} ký tự, tối đa {limit} ký tự" for where, length, limit in too_long(entry)]
 
 
 def get_meta(session: Session, key: str) -> str | None:

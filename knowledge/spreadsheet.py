@@ -20,6 +20,7 @@ from openpyxl.styles import Alignment, Font
 from openpyxl.utils.exceptions import InvalidFileException
 from pydantic import ValidationError
 
+from knowledge.repository import too_long
 from knowledge.schema import Entry
 
 MAX_FILE_BYTES = 20 * 1024 * 1024  # a knowledge base of 10,000 entries is a few MB; more is a wrong file
@@ -240,6 +241,10 @@ def _read_yaml(path: Path) -> list[Entry]:
         except ValidationError as error:
             problems.extend(Problem(name, f"{label}: {_reason(e)}", column=_loc(e)) for e in error.errors())
             continue
+        too_long_here = [Problem(name, f"{label}: {reason}", column=column) for column, reason in length_problems(entry)]
+        if too_long_here:
+            problems.extend(too_long_here)
+            continue
         if entry.id in first:
             problems.append(_duplicate(name, None, entry.id, first[entry.id], None, f"{label} và mục thứ"))
             continue
@@ -366,11 +371,20 @@ def _row_to_entry(name: str, sheet: str | None, number: int, row: dict[str, str]
     if problems:
         return None, problems
     try:
-        return Entry.model_validate({k: v for k, v in data.items() if v is not None}), problems
+        entry = Entry.model_validate({k: v for k, v in data.items() if v is not None})
     except ValidationError as error:
         for e in error.errors():
             problem(_loc(e).split(".")[0] or None, _reason(e))
         return None, problems
+    for where, reason in length_problems(entry):
+        problem(where, reason)
+    return (None if problems else entry), problems
+
+
+def length_problems(entry: Entry) -> list[tuple[str, str]]:
+    """(column, reason) for each value longer than the database holds (limits from the SQLAlchemy model)."""
+    return [(where.split("[")[0].split(".")[0], f"{where} dài {length} ký tự, tối đa {limit} ký tự.")
+            for where, length, limit in too_long(entry)]
 
 
 def _lines(cell: str) -> list[str]:

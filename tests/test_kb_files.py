@@ -8,7 +8,9 @@ The helpers here (kb, snapshot, raise_fee, ...) are shared by the other test_kb_
 from __future__ import annotations
 
 import csv
+import gzip
 import io
+import json
 import random
 import re
 import shutil
@@ -17,7 +19,8 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from conftest import SHARED_DIR
+import yaml
+from conftest import NATIONAL_SAMPLE
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -27,7 +30,7 @@ from knowledge.loader import open_knowledge_base
 from knowledge.models import RevisionRow
 from knowledge.repository import load_entries
 
-RECORDS = SHARED_DIR / "data" / "dvcqg" / "procedures_all_ministries.jsonl.gz"
+RECORDS = NATIONAL_SAMPLE  # a few hundred national records the project owns (the whole catalogue is in ../shared)
 FEE_ENTRY = "1.014064"  # làm lại thẻ căn cước bị mất: one fee line with an amount and a text naming it
 FEE_QUESTION = "làm lại thẻ căn cước bị mất hết bao nhiêu tiền"
 
@@ -396,3 +399,84 @@ def test_a_fee_with_a_superscript_is_a_placed_error_not_a_crash(kb_url, tmp_path
     assert snapshot(kb_url) == before
     assert done.exception is None or isinstance(done.exception, SystemExit), repr(done.exception)
     assert done.exit_code == 1 and "cột fees" in flat(done.output)
+
+
+# --------------------------------------------------------------------------- column limits (issue 10)
+
+
+def test_values_longer_than_the_database_holds_are_placed_errors_and_nothing_written(kb_url, tmp_path):
+    """PostgreSQL refuses a value longer than its column and the whole import failed with a traceback;
+    SQLite stored it silently. Now each is an error with its row and column, on both databases."""
+    rows = _csv_rows(kb_url, tmp_path)
+    rows[2]["group"] = "nhom-" + "a" * 295
+    rows[4]["places"] = "UBND cấp xã | " + "Cấp xã " * 30 + "|"
+    rows[6]["equivalents"] = "1.000001\n" + "ma-" + "b" * 70
+    path = write_csv(tmp_path / "qua-dai.csv", rows)
+    before = snapshot(kb_url)
+    for command in ("validate", "import"):
+        done = kb(kb_url, "kb", command, path)
+        said = flat(done.output)
+        assert done.exit_code == 1, said
+        assert "Có 3 lỗi, không ghi gì vào cơ sở dữ liệu" in said
+        assert "qua-dai.csv, hàng 4, cột group: group dài 300 ký tự, tối đa 255 ký tự." in said
+        assert "qua-dai.csv, hàng 6, cột places: places[1].level dài 209 ký tự, tối đa 128 ký tự." in said
+        assert "qua-dai.csv, hàng 8, cột equivalents: equivalents[2] dài 73 ký tự, tối đa 64 ký tự." in said
+        assert "Traceback" not in done.output
+        assert snapshot(kb_url) == before
+
+
+def test_a_too_long_value_in_a_yaml_file_names_its_entry(kb_url, tmp_path):
+    path = export(kb_url, tmp_path, "yaml")
+    entries = yaml.safe_load(path.read_text(encoding="utf-8"))
+    entries = entries["entries"] if isinstance(entries, dict) else entries
+    index = next(i for i, e in enumerate(entries) if str(e["id"]) == FEE_ENTRY)
+    entries[index]["level"] = "Cấp xã " * 30
+    path.write_text(yaml.safe_dump(entries, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    before = snapshot(kb_url)
+    done = kb(kb_url, "kb", "import", path)
+    said = flat(done.output)
+    assert done.exit_code == 1, said
+    assert f"kb.yaml, cột level: mục thứ {index + 1} ({FEE_ENTRY}): level dài 209 ký tự, tối đa 128 ký tự." in said
+    assert snapshot(kb_url) == before
+
+
+def test_a_national_record_too_long_for_the_database_is_named_by_line(kb_url, tmp_path):
+    lines = gzip.decompress(RECORDS.read_bytes()).decode("utf-8").splitlines()[:3]
+    record = json.loads(lines[1])
+    record["linh_vuc"] = "Lĩnh vực " * 40
+    lines[1] = json.dumps(record, ensure_ascii=False)
+    path = tmp_path / "quoc-gia.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    before = snapshot(kb_url)
+    for command in ("validate", "import"):
+        done = kb(kb_url, "kb", command, path)
+        said = flat(done.output)
+        assert done.exit_code == 1, said
+        assert f"quoc-gia.jsonl, dòng 2, mục {record['ma_thu_tuc']}: group dài 359 ký tự, tối đa 255 ký tự" in said
+        assert snapshot(kb_url) == before
+
+
+def test_the_limits_checked_are_the_models(kb_url, tmp_path, monkeypatch):
+    """The limits are read from the SQLAlchemy model, not from a list kept beside it: a column made
+    narrower there is checked at once."""
+    from knowledge.models import PlaceRow
+
+    monkeypatch.setattr(PlaceRow.__table__.c.level.type, "length", 7)
+    path = export(kb_url, tmp_path, "csv")
+    done = kb(kb_url, "kb", "validate", path)
+    said = flat(done.output)
+    assert done.exit_code == 1 and "cột places: places[1].level dài 8 ký tự, tối đa 7 ký tự." in said, said
+
+
+def test_a_file_with_a_very_long_name_imports_and_its_name_is_kept_shortened(kb_url, tmp_path):
+    path = export(kb_url, tmp_path, "csv", "a" * 250)
+    edit_csv_fee(path)
+    done = kb(kb_url, "kb", "import", path)
+    assert done.exit_code == 0, done.output
+    engine = open_knowledge_base(kb_url)
+    try:
+        with session_factory(engine)() as session:
+            source = session.scalar(select(RevisionRow.source).order_by(RevisionRow.id.desc()))
+    finally:
+        engine.dispose()
+    assert source.startswith("file:aaaa") and source.endswith("…") and len(source) == 256

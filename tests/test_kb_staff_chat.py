@@ -5,7 +5,9 @@ bot could not answer and attaches one to an entry; undoes a change. Citizens nev
 from __future__ import annotations
 
 import csv
+import gzip
 import io
+import json
 import random
 import re
 import uuid
@@ -18,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from test_kb_files import (  # noqa: F401 - fixtures
     FEE_ENTRY,
     FEE_QUESTION,
+    RECORDS,
     flat,
     kb,
     kb_url,
@@ -178,6 +181,36 @@ def test_confirming_writes_the_change_and_the_answer_changes_after_refresh(offic
     assert "đã được hoàn tác" in again.text
 
 
+def test_confirming_after_someone_else_changed_the_knowledge_base_is_refused(office):
+    """Issue 10: the summary an editor confirms was computed on one version; if another change came in
+    between (here a /gan by another editor), "Nhập" writes nothing and says why, instead of silently
+    overwriting that change with the file's older text."""
+    other = "43"
+    with office.db.begin() as session:
+        staff.add(session, "telegram", other, staff.Role.EDITOR)
+    data, old, _ = office.kb_csv()
+    name = upload_name()
+    preview = office.upload(EDITOR, name, data)
+    assert "1 mục sửa" in preview.text
+
+    office.say("2001", OUT_OF_SCOPE[0])
+    (question,) = office.unanswered()
+    assert office.say(other, f"/gan {question.id} {FEE_ENTRY}").text.startswith(f"Đã gắn câu hỏi #{question.id}")
+    moved = snapshot(office.url)
+
+    refused = office.press(EDITOR, "imp:yes")
+    assert refused.text.startswith(f"Chưa nhập tệp {name}: Cơ sở kiến thức đã có thay đổi khác (phiên bản "), refused.text
+    assert "chưa ghi gì" in refused.text and not refused.buttons
+    assert snapshot(office.url) == moved, "the other editor's alias stands, nothing of the file written"
+    assert OUT_OF_SCOPE[0] in office.entry(FEE_ENTRY).aliases and office.entry(FEE_ENTRY).fees[0].amount_vnd == old
+    assert not left_behind(name)
+
+    fresh, _, new = office.kb_csv()  # exported again: it now holds the alias too
+    office.upload(EDITOR, name, fresh)
+    assert office.press(EDITOR, "imp:yes").text.startswith(f"Đã nhập {name}: 0 mục mới, 1 mục sửa")
+    assert office.entry(FEE_ENTRY).fees[0].amount_vnd == new and OUT_OF_SCOPE[0] in office.entry(FEE_ENTRY).aliases
+
+
 def test_a_file_with_errors_lists_them_with_their_rows_and_writes_nothing(office):
     with office.db() as session:
         rows = list(csv.DictReader(io.StringIO(export_csv(load_entries(session)))))
@@ -194,6 +227,19 @@ def test_a_file_with_errors_lists_them_with_their_rows_and_writes_nothing(office
     assert not reply.buttons and str(UPLOAD_DIR) not in reply.text
     assert not left_behind(name)
     assert "Không có tệp nào đang chờ nhập" in office.press(EDITOR, "imp:yes").text
+    assert snapshot(office.url) == before
+
+
+def test_a_national_file_with_a_value_too_long_for_the_database_is_refused_with_its_line(office):
+    with gzip.open(RECORDS, "rt", encoding="utf-8") as handle:
+        record = json.loads(handle.readline())
+    record["linh_vuc"] = "Lĩnh vực " * 40
+    name = upload_name("quoc-gia", ".jsonl")
+    before = snapshot(office.url)
+    reply = office.upload(EDITOR, name, (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+    assert reply.text.startswith(f"Tệp {name} có lỗi nên chưa nhập gì:\n• {name}, dòng 1, mục {record['ma_thu_tuc']}: "
+                                 "group dài 359 ký tự, tối đa 255 ký tự"), reply.text
+    assert not reply.buttons and not left_behind(name)
     assert snapshot(office.url) == before
 
 
