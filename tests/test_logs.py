@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from conftest import PROJECT_DIR, make_settings
+from conftest import PROJECT_DIR, eventually, make_settings
 from fake_telegram import Call, FakeTelegram
 from sqlalchemy import select
 
@@ -57,13 +57,6 @@ def redacted(caplog):
 def logged(caplog, level: int = logging.DEBUG) -> list[str]:
     """Everything the handlers received at `level` and above: messages and exception texts."""
     return [f"{r.getMessage()}\n{r.exc_text or ''}" for r in caplog.records if r.levelno >= level]
-
-
-async def until(condition, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 # --------------------------------------------------------------------------- the filter
@@ -148,7 +141,7 @@ async def test_the_channel_logs_no_token_and_no_personal_data_above_debug(router
             fake.push_text(USER, PERSONAL)
             fake.push_text(USER, "/hong")
             tag = redaction.chat_tag("telegram", USER)
-            await until(lambda: sum("not sent after" in r.getMessage() for r in redacted.records) >= 2)
+            await eventually(lambda: sum("not sent after" in r.getMessage() for r in redacted.records) >= 2)
         finally:
             await tg.stop(app)
     everything = logged(redacted)
