@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-
 GROUP_CHARS = 255
 
 

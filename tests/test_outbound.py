@@ -3,8 +3,6 @@ against the fake Bot API servers with the real HTTP clients."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from conftest import eventually, make_settings
 from fake_telegram import FakeTelegram

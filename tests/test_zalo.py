@@ -374,7 +374,7 @@ async def test_a_slow_answer_shows_typing(router, fake, monkeypatch):
     channel = channel_for(router, fake.base_url, typing_after=0.05)
     handle = router.handle
     # The answer takes as long as it takes the channel to show "typing" (bounded, so a bug fails the test).
-    slow = lambda incoming: (wait_until(lambda: fake.calls("sendChatAction", "chat-slow"), what="typing"), handle(incoming))[1]  # noqa: E731
+    slow = lambda incoming: (wait_until(lambda: fake.calls("sendChatAction", "chat-slow"), what="typing"), handle(incoming))[1]
     monkeypatch.setattr(router, "handle", slow)
     await channel.start()
     try:
