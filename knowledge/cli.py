@@ -15,12 +15,14 @@ from rich.table import Table
 from config import Settings
 from knowledge.models import local_time
 
-kb_app = typer.Typer(help="Knowledge base: export, validate, import, history, revert, unanswered questions.", no_args_is_help=True)
+kb_app = typer.Typer(help="Knowledge base: export, validate, import, audit, history, revert, unanswered questions.",
+                     no_args_is_help=True)
 staff_app = typer.Typer(help="Staff members and their roles.", no_args_is_help=True)
 out = Console()
 err = Console(stderr=True)
 
 NATIONAL_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz")
+SHOWN_CLEANING = 20  # entries listed by name in `kb validate`; the rest are counted
 
 
 def _engine(ctx: typer.Context):
@@ -126,6 +128,46 @@ def validate(ctx: typer.Context, file: Path) -> None:
     out.print(f"{file.name}: {len(entries)} mục hợp lệ. Nếu nhập: {summary.describe()}", highlight=False)
     out.print(f"Kiểm tra trên phiên bản {version} của cơ sở kiến thức. Để chỉ nhập khi chưa ai sửa gì thêm: "
               f"kb import {file.name} --if-version {version}", highlight=False)
+    if origin == "dvcqg":
+        _print_cleaning(entries, skipped=set(summary.skipped))
+    else:
+        _print_findings_brief(entries)
+
+
+def _print_cleaning(entries, skipped: frozenset[str] | set[str] = frozenset(), details: bool = True) -> None:
+    """What cleaning did to the national records (knowledge.dvcqg.Cleaning): totals by kind, then the
+    entries a person should look at (their answers carry a caveat, or a fee has no figure)."""
+    from knowledge.dvcqg import CLEANING_FLAGS, CLEANING_LABELS
+
+    cleaning = {i: log for i, log in getattr(entries, "cleaning", {}).items() if i not in skipped}
+    cleaned = [i for i, log in cleaning.items() if log.cleaned]
+    flagged = [i for i, log in cleaning.items() if log.flagged]
+    out.print(f"Làm sạch khi nhập: {len(cleaned)} mục đã được sửa chữ, {len(flagged)} mục cần cán bộ xem lại "
+              "(câu trả lời của chúng kèm lưu ý).", highlight=False)
+    if not details:
+        return
+    for kind, label in CLEANING_LABELS.items():
+        counts = [log.counts[kind] for log in cleaning.values() if kind in log.counts]
+        if counts:
+            mark = "⚑" if kind in CLEANING_FLAGS else "•"
+            out.print(f"  {mark} {label}: {sum(counts)} lần, ở {len(counts)} mục", highlight=False)
+    for entry_id in flagged[:SHOWN_CLEANING]:
+        out.print(f"  ⚑ {entry_id}: {cleaning[entry_id].describe()}", highlight=False, markup=False)
+    if len(flagged) > SHOWN_CLEANING:
+        out.print(f"  … và {len(flagged) - SHOWN_CLEANING} mục khác: sau khi nhập, xem đủ bằng `kb audit --review`.",
+                  highlight=False)
+
+
+def _print_findings_brief(entries) -> None:
+    """The audit of a staff file's entries, as warnings: nothing stops the import."""
+    from knowledge.audit import KINDS, audit
+
+    report = audit(entries)
+    if report.clean:
+        return
+    out.print(f"Lưu ý nội dung ({len(report.findings)} điểm, không chặn việc nhập):", highlight=False)
+    for finding in report.findings[:SHOWN_CLEANING]:
+        out.print(f"  ⚠ {KINDS[finding.kind]}: {finding}", highlight=False, markup=False)
 
 
 @kb_app.command("import")
@@ -165,6 +207,79 @@ def import_(
             _fail(error)
         progress.update(task, total=len(entries), completed=len(entries))
     out.print(f"Đã nhập {file.name}: {summary.describe()}", highlight=False)
+    if origin == "dvcqg":
+        _print_cleaning(entries, skipped=set(summary.skipped), details=False)
+
+
+@kb_app.command("audit")
+def audit_command(
+    ctx: typer.Context,
+    file: Annotated[Path | None, typer.Argument(help="A file to check before importing it (default: the database)")] = None,
+    limit: Annotated[int, typer.Option(min=0, help="Findings shown per kind")] = 10,
+    review: Annotated[bool, typer.Option("--review", help="List the imported entries staff should look at")] = False,
+) -> None:
+    """Check what every entry's answers say: outdated structure (cấp huyện, thị trấn, Sổ hộ khẩu) without the
+    current rule or a caveat, repeated sentences, fees without an amount, conditional documents listed as
+    required, figures without a source. Exits with 1 when anything is found (for CI)."""
+    from knowledge.audit import KINDS, OUTDATED_TERMS, audit, needs_review
+
+    entries, sources, imported = _audit_input(ctx, file)
+    if review:
+        _print_review(entries, needs_review)
+        return
+    report = audit(entries, sources, imported)
+    where = file.name if file else "cơ sở kiến thức"
+    out.print(f"Kiểm tra {report.entries} mục của {where}: {len(report.findings)} điểm cần sửa.", highlight=False)
+    table = Table()
+    for column in ("loại", "nghĩa là", "số điểm", "số mục"):
+        table.add_column(column)
+    counts = report.counts()
+    for kind, meaning in KINDS.items():
+        table.add_row(kind, meaning, str(counts[kind]), str(report.entries_with(kind)))
+        if kind == "outdated":
+            for term in OUTDATED_TERMS:
+                table.add_row("", f"  trong đó \"{term}\"", str(counts[f"outdated:{term}"]), "")
+    out.print(table)
+    for kind, found in report.by_kind().items():
+        for finding in found[:limit]:
+            out.print(f"  ⚠ {kind} {finding}", highlight=False, markup=False)
+        if len(found) > limit:
+            out.print(f"  … và {len(found) - limit} điểm {kind} khác (--limit để xem thêm)", highlight=False)
+    if not report.clean:
+        raise typer.Exit(1)
+
+
+def _audit_input(ctx: typer.Context, file: Path | None):
+    """(entries, national records' own text by id, ids of entries imported from the national catalogue)."""
+    if file is None:
+        from sqlalchemy import select
+
+        from knowledge.db import session_factory
+        from knowledge.models import EntryRow
+        from knowledge.repository import load_entries
+
+        with session_factory(_engine(ctx))() as session:
+            entries = load_entries(session)
+            imported = {i for i, source in session.execute(select(EntryRow.id, EntryRow.source)) if source == "dvcqg"}
+        return entries, {}, imported
+    from knowledge.dvcqg import CatalogueError, record_texts
+    from knowledge.spreadsheet import FileProblems
+
+    try:
+        entries, origin = read_any(file)
+        sources = record_texts(file) if origin == "dvcqg" else {}
+    except (FileProblems, CatalogueError) as error:
+        _fail(error)
+    return entries, sources, set(sources)
+
+
+def _print_review(entries, needs_review) -> None:
+    """Imported entries whose answers carry a caveat or lack a fee's amount: for staff to check and edit."""
+    rows = [(entry.id, reasons) for entry in entries if (reasons := needs_review(entry))]
+    out.print(f"{len(rows)} mục nhập từ CSDL quốc gia cần cán bộ xem lại (sửa trong tệp Excel rồi nhập lại; "
+              "mục cán bộ đã sửa không bị lần nhập sau ghi đè).", highlight=False)
+    for entry_id, reasons in rows:
+        out.print(f"  ⚑ {entry_id}: {'; '.join(reasons)}", highlight=False, markup=False)
 
 
 @kb_app.command("history")

@@ -9,7 +9,12 @@ so channels, processing times and fees are parsed out of `cach_thuc_thuc_hien`, 
 counts out of `thanh_phan_ho_so`, legal codes out of `can_cu_phap_ly`. Everything here is a pure
 function of the record: no database, no printing (oddities go to `logging` at debug level).
 
-Public API: `iter_records`, `record_to_entry`, `equivalence_groups`, `load_catalogue`, `CatalogueError`.
+Records are cleaned on the way (see "Cleaning"): what a citizen reads from them is whole, said once and
+current, and each entry carries a provenance note naming its source and code.
+
+Public API: `iter_records`, `record_to_entry` / `convert_record`, `equivalence_groups`, `load_catalogue`,
+`CatalogueError`; for answers and the audit: `national_code`, `is_provenance_note`, `is_conditional`,
+`outdated_mentions`, `OUTDATED_CAVEAT`.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import re
 import unicodedata
 import zlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +49,24 @@ from knowledge.schema import (
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "OUTDATED_CAVEAT",
     "CatalogueError",
+    "Cleaning",
+    "NationalEntries",
+    "convert_record",
     "equivalence_groups",
+    "is_conditional",
+    "is_provenance_note",
     "iter_records",
     "load_catalogue",
+    "national_code",
+    "outdated_mentions",
+    "record_texts",
     "record_to_entry",
+    "sentence_key",
     "slugify",
+    "split_condition",
+    "split_sentences",
 ]
 
 NATIONAL_PORTAL = "Cổng Dịch vụ công quốc gia"
@@ -59,7 +77,8 @@ ID_PATTERN = re.compile(r"^\d\.\d{6}$")
 MAX_DOCUMENTS = 25
 MAX_STEPS = 10
 MAX_CONDITIONS = 8
-ITEM_CHARS = 300
+ITEM_CHARS = 300  # an item of several sentences keeps its first whole ones within this
+ITEM_HARD_CHARS = 600  # ... and a single sentence is kept whole up to this; only a longer one is cut (at a clause, "…")
 FEE_NOTE_CHARS = 150
 
 
@@ -218,6 +237,266 @@ def _trim(text: str, limit: int) -> str:
     return cut.rstrip(" ,;:-") + "…"
 
 
+# --------------------------------------------------------------------------------------------------
+# Cleaning: what a citizen reads is whole, said once, and current
+#
+# The portal's texts run long, repeat themselves and still name bodies abolished on 01/07/2025. What
+# the bot repeats from them is made whole (a long text keeps its first whole sentences instead of
+# being cut mid-word), said once (a sentence already said in the same field is dropped), and current
+# (a certain rule rewrites an outdated name; an uncertain one is left for the answer's caveat).
+# Every change is counted in a `Cleaning` so staff can see what was done to which record.
+
+_UPPER = "A-ZĐÁÀẢÃẠĂẮẰẲẴẶÂẤẦẨẪẬÉÈẺẼẸÊẾỀỂỄỆÍÌỈĨỊÓÒỎÕỌÔỐỒỔỖỘƠỚỜỞỠỢÚÙỦŨỤƯỨỪỬỮỰÝỲỶỸỴ"
+# a sentence ends at . ! ? (or …) before a space; a list item starts at "- ", "+ ", "• " before a capital or digit
+# after a colon or semicolon ("gồm: - Tờ khai"; not the dash of "Bộ Lao động - Thương binh và Xã hội"); a clause also
+# ends at ";". (Written to start with a character class, which the regex engine scans for quickly.)
+_SENTENCE_BREAK = re.compile(rf"[.!?…]\s+|[ \t]*\n\s*|[;:]\s+(?=[-+•*]\s*[{_UPPER}\d])")  # a line break ends one too
+_CLAUSE_BREAK = re.compile(rf"[.!?;…]\s+|[ \t]*\n\s*|:\s+(?=[-+•*]\s*[{_UPPER}\d])")
+_ENDS_SENTENCE = tuple(".!?;:,…")
+_KEY_JUNK = str.maketrans(dict.fromkeys("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~“”‘’…–—•·«»", " "))
+MIN_REPEAT_CHARS = 15  # shorter pieces ("Bản chính.") may rightly recur
+
+
+# kind of cleaning -> what staff read; the "flag" kinds need a person's look, the others were fixed on import
+CLEANING_LABELS = {
+    "repeat": "câu/mục lặp đã bỏ",
+    "shortened": "đoạn dài rút về câu trọn vẹn",
+    "fragment": "câu quá dài, buộc phải cắt",
+    "fee": "lệ phí rút về số tiền và quy định",
+    "fee_no_figure": "lệ phí không có số tiền (kèm lưu ý)",
+    "conditional": "giấy tờ có điều kiện được đánh dấu",
+    "structure_rule": "tên cơ quan cũ đã đổi theo quy định hiện hành",
+    "structure_caveat": "còn nhắc cấp huyện/thị trấn (câu trả lời kèm lưu ý)",
+}
+CLEANING_FLAGS = frozenset({"fragment", "fee_no_figure", "structure_caveat"})
+
+
+class Cleaning:
+    """What cleaning changed in one record, by kind (CLEANING_LABELS), for staff to review."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def add(self, kind: str, count: int = 1) -> None:
+        if count:
+            self.counts[kind] = self.counts.get(kind, 0) + count
+
+    @property
+    def cleaned(self) -> bool:
+        return any(kind not in CLEANING_FLAGS for kind in self.counts)
+
+    @property
+    def flagged(self) -> bool:
+        return any(kind in CLEANING_FLAGS for kind in self.counts)
+
+    def describe(self) -> str:
+        return "; ".join(f"{CLEANING_LABELS[kind]} ({count})" for kind, count in self.counts.items())
+
+
+def _sentences(text: str, clauses: bool = True) -> list[str]:
+    """The pieces of `text`: clauses (ending at ";" too) to shorten it, sentences to find one said twice."""
+    pieces, start = [], 0
+    for match in (_CLAUSE_BREAK if clauses else _SENTENCE_BREAK).finditer(text):
+        end = match.start() + (not text[match.start()].isspace())  # the full stop (or colon) stays with its sentence
+        pieces.append(text[start:end].lstrip(" ,;:").rstrip())
+        start = match.end()
+    pieces.append(text[start:].lstrip(" ,;:").rstrip())
+    return [piece for piece in pieces if any(char.isalnum() for char in piece)]
+
+
+def _key(text: str) -> str:
+    """`text` compared as words only: case, punctuation and spacing do not make a sentence new."""
+    return " ".join(text.casefold().translate(_KEY_JUNK).split())
+
+
+def _joined(pieces: list[str]) -> str:
+    """Sentences joined into one line; a piece that ended its line without a full stop gets one."""
+    text = ""
+    for piece in pieces:
+        text = f"{text}{'' if not text else ' ' if text.endswith(_ENDS_SENTENCE) else '. '}{piece}"
+    return text
+
+
+def _lined(text: str) -> str:
+    """`text` with runs of spaces as one and its line breaks kept (they end sentences)."""
+    return "\n".join(" ".join(line.split()) for line in text.split("\n") if line.strip())
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences (and list items) of `text`, as cleaning and the audit compare them."""
+    return _sentences(text, clauses=False)
+
+
+def sentence_key(text: str) -> str:
+    """What two sentences must share to be the same sentence said twice."""
+    return _key(text)
+
+
+def _once(text: str, seen: set[str], log: Cleaning | None = None) -> str:
+    """`text` without the sentences already in `seen` (said earlier in it or in the same field)."""
+    kept, dropped = [], 0
+    for sentence in _sentences(text, clauses=False):
+        key = _key(sentence)
+        if len(key) >= MIN_REPEAT_CHARS and key in seen:
+            dropped += 1
+            continue
+        seen.add(key)
+        kept.append(sentence)
+    if not dropped:
+        return text
+    if log:
+        log.add("repeat", dropped)
+    return _joined(kept).strip(" ,;:-")
+
+
+def _whole(text: str, limit: int, log: Cleaning | None = None, hard: int | None = None) -> str:
+    """`text` within `limit` characters without a cut sentence: its first whole sentences, or the first
+    sentence alone up to `hard` (2 × limit). Only a sentence longer than that is cut, after its last
+    clause (";", ",") that fits, and marked "…" (a fragment, counted for staff)."""
+    flat = " ".join(text.split()).lstrip(" ,;:.")
+    if len(flat) <= limit:
+        return flat
+    hard = hard or limit * ITEM_HARD_CHARS // ITEM_CHARS
+    sentences = _sentences(_lined(text).lstrip(" ,;:."), clauses=False)
+    kept: list[str] = []
+    size = 0
+    for sentence in sentences:
+        if size + len(sentence) > limit:
+            break
+        kept.append(sentence)
+        size += len(sentence) + 1
+    if not kept and sentences and len(sentences[0]) <= hard:
+        kept = sentences[:1]
+    if kept:
+        if log:
+            log.add("shortened")
+        return _joined(kept).rstrip(" ,;:-")
+    first = sentences[0] if sentences else flat
+    if log:
+        log.add("fragment")
+    clauses, size = [], 0
+    for clause in _sentences(first):
+        if size + len(clause) > limit:
+            break
+        clauses.append(clause)
+        size += len(clause) + 2
+    if clauses:
+        return _joined(clauses).rstrip(" ,;:(-") + "…"
+    cut = max(first.rfind(mark, 0, limit) for mark in (", ", " (", " - "))
+    return (first[:cut] if cut > limit // 2 else _trim(first, limit).rstrip("…")).rstrip(" ,;:(-") + "…"
+
+
+def _whole_items(items: list[str], limit: int, log: Cleaning | None = None, said: Iterable[str] = ()) -> list[str]:
+    """List items each said once (sentences repeated across the items, or already `said`, dropped) and whole."""
+    seen = {_key(text) for text in said}
+    result: list[str] = []
+    shortened: set[str] = set()
+    for item in items:
+        item = _once(item, seen, log)
+        if not item:
+            continue
+        item = _whole(item, limit, log)
+        if _key(item) in shortened:  # two items that differed only in what shortening left out
+            if log:
+                log.add("repeat")
+            continue
+        shortened.add(_key(item))
+        result.append(item)
+    return result
+
+
+# -- outdated administrative structure
+#
+# Since 01/07/2025 there is no district level (two-level local government, Luật Tổ chức chính quyền địa
+# phương 2025): communes, wards and special zones (xã, phường, đặc khu) are the level below the province,
+# and towns (thị trấn) were merged into them. The paper household book is void since 01/01/2023 (Luật Cư
+# trú 2020, Điều 38). Where the current rule is certain (../shared/kb: the curated facts), the record's
+# words are rewritten to it, keeping the old name in brackets where a citizen may still know it by that;
+# every other mention stays as the record has it and the answer carries OUTDATED_CAVEAT.
+
+OUTDATED_CAVEAT = (
+    "⚠ Bản ghi này còn ghi theo tổ chức trước 01/07/2025 (khi còn cấp huyện, thị trấn); nay không còn cấp huyện. "
+    "Bạn vui lòng hỏi Bộ phận Một cửa để biết nơi nộp, nơi giải quyết hiện nay."
+)
+HOUSEHOLD_BOOK_RULE = (
+    "đã hết giá trị từ 01/01/2023; nay cơ quan dùng thông tin cư trú trong Cơ sở dữ liệu quốc gia về dân cư"
+)
+# "cấp huyện", "thị trấn", "Sổ hộ khẩu", and district bodies named without "cấp" ("Công an huyện", "quận, huyện")
+OUTDATED = re.compile(
+    r"cấp\s+huyện|thị\s+trấn|sổ\s+hộ\s+khẩu|quận\s*,\s*huyện"
+    r"|(?:ủy ban nhân dân|uỷ ban nhân dân|ubnd|công an|bảo hiểm xã hội|bhxh|chi cục thuế|kho bạc nhà nước)\s+huyện\b",
+    re.IGNORECASE,
+)
+# words that, in the same line, already give the current rule or mark the mention as history
+_RULE_CUES = re.compile(
+    r"0?1/0?7/2025|0?1 tháng 0?7 năm 2025|0?1/0?1/2023|31/12/2022|không còn|đã bỏ|bỏ cấp huyện|bãi bỏ|trước đây"
+    r"|hết giá trị|nay là|\(nay\b|thay (?:cho )?sổ|không (?:cần|được đòi|phải)[^.;]{0,30}sổ|huyện cũ|trước khi sắp xếp",
+    re.IGNORECASE,
+)
+_COMMUNE_TRIO = re.compile(
+    r"\b(?P<a>xã|phường)(?P<s1>\s*[,/]\s*|\s+và\s+)(?P<b>xã|phường)(?P<s2>\s*[,/]\s*|\s+(?:và|hoặc)\s+)thị trấn\b",
+    re.IGNORECASE,
+)
+_SOCIAL_INSURANCE_DISTRICT = re.compile(r"\b(?:Bảo hiểm xã hội|BHXH)\s+(?:cấp\s+)?(?:quận,\s*)?huyện\b", re.IGNORECASE)
+# Luật Căn cước: "Công an cấp huyện (nơi không có đơn vị hành chính cấp xã)" — every place has a commune level now
+_POLICE_NO_COMMUNE = re.compile(r",?\s*(?:hoặc\s+)?Công an cấp huyện\s*\(\s*nơi không có đơn vị hành chính cấp xã\s*\)", re.IGNORECASE)
+_DISTRICT_PEOPLES_COMMITTEE = re.compile(r"\b(?:Ủy ban nhân dân|Uỷ ban nhân dân|UBND)\s+(?:cấp\s+)?huyện\b", re.IGNORECASE)
+# the district's justice office ("Phòng Tư pháp", the province has a "Sở Tư pháp")
+_JUSTICE_OFFICE = re.compile(r"\bPhòng Tư pháp(?:\s+(?:cấp\s+)?(?:quận,\s*)?huyện)?\b", re.IGNORECASE)
+_HOUSEHOLD_BOOK = re.compile(r"sổ\s+hộ\s+khẩu", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.;](?=\s|$)")
+# civil status and certification moved from the district to the commune (Nghị định 120/2025/NĐ-CP, Thông tư 08/2025/TT-BTP)
+_COMMUNE_FIELDS = frozenset({"ho tich", "chung thuc"})
+
+
+def _same_case(word: str, like: str) -> str:
+    return word.upper() if like.isupper() else word
+
+
+_OUTDATED_WORDS = ("huyện", "Huyện", "HUYỆN", "trấn", "TRẤN", "khẩu", "KHẨU")  # a cheap look before the patterns
+
+
+def _may_be_outdated(text: str) -> bool:
+    return any(word in text for word in _OUTDATED_WORDS)
+
+
+def modernise(text: str, field: str = "", log: Cleaning | None = None) -> str:
+    """`text` with the outdated names whose current rule is certain rewritten to it (see above)."""
+    if not text:
+        return text
+    justice = fold(field) in _COMMUNE_FIELDS and "Phòng Tư" in text.replace("Phòng tư", "Phòng Tư")
+    if not justice and (not _may_be_outdated(text) or not OUTDATED.search(text)):
+        return text
+    before = text
+    text = _COMMUNE_TRIO.sub(
+        lambda m: f"{m.group('a')}{m.group('s1')}{m.group('b')}{m.group('s2')}{_same_case('đặc khu', m.group('b'))}", text)
+    text = _POLICE_NO_COMMUNE.sub("", text)
+    text = _SOCIAL_INSURANCE_DISTRICT.sub("Bảo hiểm xã hội cơ sở (trước đây là Bảo hiểm xã hội cấp huyện)", text)
+    if fold(field) in _COMMUNE_FIELDS:
+        text = _DISTRICT_PEOPLES_COMMITTEE.sub("Ủy ban nhân dân cấp xã (trước 01/07/2025 là cấp huyện)", text)
+        text = _JUSTICE_OFFICE.sub("Ủy ban nhân dân cấp xã (trước 01/07/2025 là Phòng Tư pháp cấp huyện)", text)
+    book = _HOUSEHOLD_BOOK.search(text)
+    if book and not _RULE_CUES.search(text):  # the rule closes the sentence that names the book
+        end = _SENTENCE_END.search(text, book.end())
+        at = end.start() if end else len(text.rstrip(" ."))
+        text = f"{text[:at]} (sổ hộ khẩu {HOUSEHOLD_BOOK_RULE}){text[at:]}"
+    if log and text != before:
+        log.add("structure_rule")
+    return text
+
+
+def outdated_mentions(text: str) -> list[str]:
+    """The outdated names in `text` ("cấp huyện", "thị trấn", "Sổ hộ khẩu", ...) on lines that give
+    neither the current rule nor mark them as history."""
+    found: list[str] = []
+    if not _may_be_outdated(text):
+        return found
+    for line in text.split("\n"):
+        if OUTDATED.search(line) and not _RULE_CUES.search(line):
+            found.extend(match.group(0) for match in OUTDATED.finditer(line))
+    return found
+
+
 def _strip_bullet(text: str) -> str:
     previous = None
     while previous != text:
@@ -362,55 +641,231 @@ def _parse_time(row: str) -> tuple[str | None, float | None, int]:
 
 def _fee_label(note: str) -> str:
     lowered = note.casefold()
-    if lowered.startswith("phí") or lowered.startswith("giá"):
+    if lowered.startswith(("phí", "giá")):
         return "Phí"
     return "Lệ phí"
 
 
-def _fee_from_note(channel: Channel, head: str, note: str, amount: int | None, currency: str | None) -> Fee | None:
-    """One fee from its figure (or "Miễn phí"/"Không có thông tin") and its parenthesised description."""
-    note = _unwrap(_strip_bullet(note))
+# a figure in a fee's description: "135.000 đồng", "20 triệu đồng", "50USD", "0,5%", "8.000.000/lần"
+_FIGURE = re.compile(
+    r"(?<![\d/.,])(?P<num>\d{1,3}(?:[.,]\d{3})+|\d+(?:,\d+)?)\s*(?P<scale>triệu|tỷ|nghìn|ngàn)?\s*"
+    r"(?P<cur>đồng|Đồng|VNĐ|VND|đ(?![^\W\d_])|USD|%)"
+    r"|(?<![\d/.,])(?P<grouped>\d{1,3}(?:\.\d{3})+)(?![\d.,])",
+)
+_GLUED_BRACKET = re.compile(r"\)(?=[^\W\d_])")
+_FEE_ITEM_LABEL = re.compile(r"^(?:Lệ phí|Phí)\s*:\s*")
+_FEE_LABEL_AHEAD = re.compile(r"\s+(?=(?:Lệ phí|Phí)\s*:)")  # "... (Lệ phí ra, vào cảng biển:) Lệ phí: tàu thuyền ...": a new item
+_HOW_TO_SUBMIT = re.compile(r"\*?\s*Cách th(?:ực|ức) (?:hiện|nộp)\s*:", re.IGNORECASE)  # the channel's description, not the fee
+_SCALES = {"triệu": 1_000_000, "tỷ": 1_000_000_000, "nghìn": 1_000, "ngàn": 1_000}
+_EXEMPTION_CLAUSE = re.compile(r"\b(?:miễn|không thu|được giảm|giảm còn)\b", re.IGNORECASE)
+_GENERIC_RULE = re.compile(r"luật phí và lệ phí|pháp luật (?:về )?phí|quy định (?:của pháp luật )?về phí", re.IGNORECASE)
+_NOT_SET = re.compile(r"^(?:chưa|không) (?:quy định|có quy định)\b", re.IGNORECASE)
+_LOCAL_LEVELS = ("cấp tỉnh", "cấp xã", "cấp huyện")
+_CODE_KINDS = {"TTLT": "Thông tư liên tịch", "TT": "Thông tư", "NĐ": "Nghị định", "QĐ": "Quyết định", "NQ": "Nghị quyết"}
+FEE_CLAUSES_CHARS = 220
+NO_FIGURE_PROVINCE = "bản ghi không nêu số tiền; mức thu do HĐND tỉnh quyết định, bạn hỏi Bộ phận Một cửa để biết mức cụ thể"
+NO_FIGURE = "bản ghi không nêu số tiền; bạn hỏi cơ quan giải quyết hoặc Bộ phận Một cửa để biết mức cụ thể"
+
+
+def _figures(text: str) -> list[tuple[int | None, str]]:
+    """(amount in đồng or None, kind "vnd" / "usd" / "pct") of each figure in a fee's text."""
+    found = []
+    for match in _FIGURE.finditer(text):
+        if match.group("grouped"):
+            found.append((int(match.group("grouped").replace(".", "")), "vnd"))
+            continue
+        currency = match.group("cur").upper()
+        kind = "usd" if currency == "USD" else "pct" if currency == "%" else "vnd"
+        number = match.group("num")
+        scale = _SCALES.get((match.group("scale") or "").lower())
+        if scale and re.fullmatch(r"\d+(?:,\d+)?", number):
+            value = round(float(number.replace(",", ".")) * scale)
+        else:
+            value = _amount(number)
+        found.append((value if kind == "vnd" else None, kind))
+    return found
+
+
+def _code_name(code: str) -> str:
+    """ "25/2022/TT-BTC" -> "Thông tư 25/2022/TT-BTC" (the document's kind read from its code)."""
+    kind = code.split("/")[-1].split("-")[0]
+    name = _CODE_KINDS.get(kind) or ("Luật" if re.fullmatch(r"(?:UBTV)?QH\d{2}", kind) else "")
+    return f"{name} {code}".strip()
+
+
+def _codes(text: str) -> list[str]:
+    return list(dict.fromkeys(_code_name(_code_at(text, match)[0]) for match in _LEGAL_CODE.finditer(text)))
+
+
+def _fee_clauses(note: str) -> tuple[list[str], list[str], list[str]]:
+    """The description of a fee split into (clauses with a figure, exemptions, the rest), each once."""
+    figures, exemptions, rest = [], [], []
+    seen: set[str] = set()
+    clauses = [clause for part in _FEE_LABEL_AHEAD.split(note) for clause in _sentences(part)]
+    for clause in clauses:
+        clause = _FEE_ITEM_LABEL.sub("", _unwrap(_strip_bullet(clause)).strip(" .;,"), count=1)
+        key = _key(clause)
+        if not key or key in seen:
+            continue
+        seen.add(key)
+        if _EXEMPTION_CLAUSE.search(clause) and not any(kind == "vnd" and value for value, kind in _figures(clause)):
+            exemptions.append(clause)
+        elif _figures(clause):
+            figures.append(clause)
+        else:
+            rest.append(clause)
+    return figures, exemptions, rest
+
+
+def _join_clauses(clauses: list[str], limit: int = FEE_CLAUSES_CHARS) -> str:
+    """Whole clauses joined with "; " up to `limit` characters, saying so when some were left out."""
+    kept: list[str] = []
+    for clause in clauses:
+        clause = _whole(clause, limit)
+        if kept and sum(len(c) + 2 for c in kept) + len(clause) > limit:
+            return "; ".join(kept) + "; và mức khác tùy trường hợp"
+        kept.append(clause)
+    return "; ".join(kept)
+
+
+def _figure_column_holds(amount: int, stated: set[int], usd_in_note: bool) -> bool:
+    """Whether the table's figure is the fee's amount. Only an implausible one gives way to the description:
+    under 1.000 đồng ("50 VNĐ(Phí hải quan 50USD/chuyến bay ...)") or a tenth of every amount it states
+    ("1100 VNĐ(Phí công bố ...: 100.000 đồng/lần)"). A description that differs otherwise (a reduced rate
+    "áp dụng mức phí 400.000 đồng ... đến hết 31/12/2026") is shown beside the figure, as the record has it."""
+    if amount < 1000:
+        return not stated and not usd_in_note
+    return not stated or amount in stated or amount * 10 >= min(stated)
+
+
+def _unsaid(rule: str, codes: list[str], clauses: list[str]) -> str:
+    """`rule` ("theo Thông tư ...") unless the kept clauses already name its legal texts."""
+    said = " ".join(clauses)
+    return "" if not rule or all(code.split(" ")[-1] in said for code in codes[:2]) else rule
+
+
+def _bracket(*parts: str) -> str:
+    inside = "; ".join(part for part in parts if part)
+    return f" ({inside})" if inside else ""
+
+
+@dataclass
+class _FeeNote:
+    """A fee's parenthesised description, read: its figures, exemptions, legal texts and the rest."""
+
+    text: str
+    unit: str
+    figures: list[str]
+    exemption_clauses: list[str]
+    rest: list[str]
+    codes: list[str]
+    by_province: bool
+
+    @property
+    def label(self) -> str:
+        return _fee_label(self.text) if self.text else "Lệ phí"
+
+    @property
+    def rule(self) -> str:
+        return f"theo {', '.join(self.codes[:2])}" if self.codes else ""
+
+    @property
+    def exemptions(self) -> str | None:
+        return _join_clauses(self.exemption_clauses, 200) or None
+
+    @property
+    def basis(self) -> str | None:
+        return self.codes[0].split(" ")[-1] if self.codes else None
+
+    def stated(self) -> set[int]:
+        return {value for clause in self.figures for value, kind in _figures(clause) if kind == "vnd" and value}
+
+    def in_dollars(self) -> bool:
+        return any(kind == "usd" for clause in self.figures for _, kind in _figures(clause))
+
+
+def _read_fee_note(note: str) -> _FeeNote:
+    note = _GLUED_BRACKET.sub(") ", _unwrap(_strip_bullet(note)))
+    note = _HOW_TO_SUBMIT.split(note, maxsplit=1)[0].strip(" :;,-*")
     unit = ""
-    if note.startswith("/"):  # "20,000 VNĐ(/hồ sơ (Thông tư ...))": the unit of the figure
-        unit = _trim(re.split(r"[(;]", note, maxsplit=1)[0].rstrip(" .,"), 40)
+    if note.startswith(("/", "đ/")):  # "20,000 VNĐ(/hồ sơ (Thông tư ...))": the unit of the figure
+        note = note[1:] if note.startswith("đ/") else note
+        unit = re.split(r"[(;]", note, maxsplit=1)[0].rstrip(" .,")
+        if len(unit) > 60:  # not a unit but a sentence: it stays in the description
+            unit = ""
         note = _unwrap(note[len(unit) :].strip(" .,;"))
         unit = unit.replace(" ", "") if len(unit) < 4 else unit.replace("/ ", "/")
-    short = _trim(note, FEE_NOTE_CHARS) if note else ""
-    exemption = _EXEMPTION.search(note) if note else None
-    exemptions = _trim(exemption.group(0), 200) if exemption else None
-    basis_match = _LEGAL_CODE.search(note) if note else None
-    basis = basis_match.group(0).replace("- ", "-") if basis_match else None
-    by_province = bool(note and _PROVINCE.search(note))
-    suffix = f" ({short})" if short else ""
-    label = _fee_label(note) if note else "Lệ phí"
+    figures, exemption_clauses, rest = _fee_clauses(note) if note else ([], [], [])
+    by_province = bool(note and _PROVINCE.search(note)) or "chính quyền địa phương" in note.casefold()
+    return _FeeNote(note, unit, figures, exemption_clauses, rest, _codes(note) if note else [], by_province)
+
+
+def _fee_from_note(channel: Channel, head: str, note: str, amount: int | None, currency: str | None,
+                   level: str | None = None, log: Cleaning | None = None) -> Fee | None:
+    """One fee from its figure (or "Miễn phí"/"Không có thông tin") and its parenthesised description,
+    reduced to the amounts and the rule: the figures the description gives, the legal text that sets
+    them, who decides where no figure is given; never a description cut in the middle."""
+    read = _read_fee_note(note)
+    if log and read.text and (len(read.text) > FEE_NOTE_CHARS or len(read.figures) + len(read.rest) + len(read.exemption_clauses) > 1):
+        log.add("fee")
+    common = {"channel": channel, "exemptions": read.exemptions, "basis": read.basis}
     if head == "amount" and currency and currency.upper() == "USD":
         if amount is None:
             return None
-        return Fee(channel=channel, amount_vnd=None, set_by_province=False,
-                   text=f"{label}: {amount:,} USD".replace(",", ".") + unit + suffix, exemptions=exemptions, basis=basis)
-    if head == "amount" and amount:
-        if by_province:
-            return Fee(channel=channel, amount_vnd=None, set_by_province=True,
-                       text=f"{label}: do HĐND cấp tỉnh quy định{suffix}", exemptions=exemptions, basis=basis)
-        return Fee(channel=channel, amount_vnd=amount, text=f"{label}: {_vnd(amount)}{unit}{suffix}",
-                   exemptions=exemptions, basis=basis)
-    # no figure: "Miễn phí", "0 Đồng", "Không có thông tin" or a currency without a number
-    if by_province:
-        return Fee(channel=channel, amount_vnd=None, set_by_province=True,
-                   text=f"Lệ phí: do HĐND cấp tỉnh quy định{suffix}", exemptions=exemptions, basis=basis)
-    says_free = head == "free" or (head == "amount" and amount == 0)
-    if not note:
-        if says_free:
-            return Fee(channel=channel, amount_vnd=0, text="Miễn lệ phí")
-        return None  # nothing known
-    if _SAYS_FREE.match(note) and not _MONEY.search(note):
-        if re.fullmatch(r"(?:không|không có|không quy định|không thu|miễn phí|miễn lệ phí)\.?", note, re.IGNORECASE):
-            suffix = ""  # "Miễn phí(Không có)": nothing to add to "Miễn lệ phí"
-        return Fee(channel=channel, amount_vnd=0, text=f"Miễn lệ phí{suffix}", exemptions=exemptions, basis=basis)
-    return Fee(channel=channel, amount_vnd=None, text=f"Phí, lệ phí: {short}", exemptions=exemptions, basis=basis)
+        text = f"{read.label}: {amount:,} USD".replace(",", ".") + read.unit
+        return Fee(amount_vnd=None, text=text + _bracket(_join_clauses(read.figures), read.rule), **common)
+    if head == "amount" and amount and not read.by_province and _figure_column_holds(amount, read.stated(), read.in_dollars()):
+        # the description adds other amounts, the rule, or what this amount is for ("Xe ô tô trên 10 chỗ")
+        extras = [clause for clause in read.figures if {value for value, _ in _figures(clause)} - {amount} or len(clause) > 40]
+        first = read.rest[0] if read.rest else ""
+        if not extras and first and len(first) <= 80 and not _GENERIC_RULE.search(first) and not _LEGAL_CODE.search(first):
+            extras = [first]
+        text = f"{read.label}: {_vnd(amount)}{read.unit}" + _bracket(_join_clauses(extras), _unsaid(read.rule, read.codes, extras))
+        return Fee(amount_vnd=amount, text=text, **common)
+    if read.by_province:
+        text = f"{read.label}: do HĐND cấp tỉnh quy định" + _bracket(_join_clauses(read.figures), _unsaid(read.rule, read.codes, read.figures))
+        return Fee(amount_vnd=None, set_by_province=True, text=text, **common)
+    if read.figures:
+        # the figure column says "Miễn phí" or an implausible number: the description has the amounts
+        stated = read.stated()
+        single = next(iter(stated)) if len(stated) == 1 and not read.in_dollars() else None
+        text = f"{read.label}: {_join_clauses(read.figures)}" + _bracket(_unsaid(read.rule, read.codes, read.figures))
+        return Fee(amount_vnd=single, text=text, **common)
+    return _fee_without_figure(channel, head == "free" or (head == "amount" and amount == 0), read, level, log)
 
 
-def _row_fees(channel: Channel, fee_part: str) -> list[Fee]:
+def _fee_without_figure(channel: Channel, says_free: bool, read: _FeeNote, level: str | None, log: Cleaning | None) -> Fee | None:
+    """A fee for which neither the table nor the description gives a figure: free, not set, or the rule the
+    record gives and who tells the amount (the province for a local procedure, else whoever handles it)."""
+    common = {"channel": channel, "basis": read.basis}
+    if not read.text:
+        return Fee(amount_vnd=0, text="Miễn lệ phí", **common) if says_free else None  # else nothing known
+    if _NOT_SET.match(read.text):
+        if says_free:  # "Miễn phí(Chưa quy định)"
+            return Fee(amount_vnd=0, text="Miễn lệ phí (chưa có quy định thu phí, lệ phí)", **common)
+        return Fee(amount_vnd=None, text="Chưa có quy định thu phí, lệ phí cho thủ tục này", exemptions=read.exemptions, **common)
+    if _SAYS_FREE.match(read.text) and not _MONEY.search(read.text):
+        first = read.rest[0] if read.rest else ""
+        said = "" if re.fullmatch(r"(?:không|không có|không quy định|không thu|miễn phí|miễn lệ phí)\.?", first, re.IGNORECASE) else first
+        said = said or (read.exemption_clauses[0] if read.exemption_clauses and len(read.exemption_clauses[0]) > 12 else "")
+        suffix = f" ({_whole(said, FEE_NOTE_CHARS)})" if said and fold(said) not in {"mien phi", "mien le phi"} else ""
+        return Fee(amount_vnd=0, text=f"Miễn lệ phí{suffix}", exemptions=None if suffix else read.exemptions, **common)
+    if log:
+        log.add("fee_no_figure")
+    levels = (level or "").casefold()
+    local = "cấp bộ" not in levels and any(word in levels for word in _LOCAL_LEVELS)  # a ministry's fee is not the province's
+    if read.codes:
+        said, caveat = f"mức thu {read.rule}", NO_FIGURE
+    else:
+        first = (read.rest or read.exemption_clauses or [read.text])[0]
+        said = "theo quy định của pháp luật về phí, lệ phí" if _GENERIC_RULE.search(read.text) else _whole(first, 120)
+        caveat = NO_FIGURE_PROVINCE if local else NO_FIGURE
+    said = said[:1].lower() + said[1:] if said.startswith(("Theo", "Mức")) else said
+    return Fee(amount_vnd=None, set_by_province=caveat is NO_FIGURE_PROVINCE, exemptions=read.exemptions,
+               text=f"Phí, lệ phí: {said}; {caveat}.", **common)
+
+
+def _row_fees(channel: Channel, fee_part: str, level: str | None = None, log: Cleaning | None = None) -> list[Fee]:
     token = _FEE_TOKEN.match(fee_part.lstrip())
     offset = len(fee_part) - len(fee_part.lstrip())
     fees: list[Fee] = []
@@ -437,7 +892,7 @@ def _row_fees(channel: Channel, fee_part: str) -> list[Fee]:
             first_item = _FEE_ITEM.search(note)
             more = note[first_item.start() :] if first_item else ""
             note = note[: first_item.start()] if first_item else note
-        main = _fee_from_note(channel, head, note, amount, currency)
+        main = _fee_from_note(channel, head, note, amount, currency, level, log)
         if main:
             fees.append(main)
         seen_amounts = {amount} if amount else set()
@@ -458,15 +913,16 @@ def _row_fees(channel: Channel, fee_part: str) -> list[Fee]:
             amount_vnd = None
         else:
             text, amount_vnd = (f"{label}: {_vnd(value)}" if value else "Miễn lệ phí"), value
-        note = _unwrap(_strip_bullet(note))
+        note = _unwrap(_strip_bullet(note)).strip(" .;,")
         if note:
-            text += f" ({_trim(note, FEE_NOTE_CHARS)})"
+            text += f" ({_whole(note, FEE_NOTE_CHARS, log)})"
         fees.append(Fee(channel=channel, amount_vnd=amount_vnd, text=text))
     return fees
 
 
-def parse_channels(text: str) -> tuple[list[Duration], list[Fee], set[Channel]]:
-    """Durations, fees and the channels listed in the flattened "Hình thức nộp" table."""
+def parse_channels(text: str, level: str | None = None, log: Cleaning | None = None) -> tuple[list[Duration], list[Fee], set[Channel]]:
+    """Durations, fees and the channels listed in the flattened "Hình thức nộp" table (`level`: the
+    record's level, which says whether a fee without a figure is a province's to set)."""
     durations: list[Duration] = []
     fees: list[Fee] = []
     channels: set[Channel] = set()
@@ -478,7 +934,7 @@ def parse_channels(text: str) -> tuple[list[Duration], list[Fee], set[Channel]]:
         if time_text and (channel, time_text) not in seen_durations:
             seen_durations.add((channel, time_text))
             durations.append(Duration(channel=channel, text=time_text, working_days=days))
-        for fee in _row_fees(channel, row[fee_start:]):
+        for fee in _row_fees(channel, row[fee_start:], level, log):
             key = (fee.channel, fee.text)
             if key not in seen_fees:
                 seen_fees.add(key)
@@ -523,8 +979,12 @@ _COUNT_IN_NAME = re.compile(r"(?<!\d)(\d{1,2}) bản (chụp|sao|chính)")
 _FILE_EXT = re.compile(r"\.(?:docx?|pdf|xlsx?|rar|zip|odt|rtf)$", re.IGNORECASE)
 
 
+_ATTACHMENT = re.compile(r"\s*(?:Mau\s*\d+[a-z]?\s*)?-?\s*Phu luc\s+\S*_\S*\s*$")  # unaccented: a file name, not Vietnamese
+
+
 def _strip_form_file(name: str) -> str:
     """Remove the attached template's file name glued to the end ("...(NA20).Mau NA20-BCA.docx")."""
+    name = _ATTACHMENT.sub("", name)
     ext = _FILE_EXT.search(name)
     if not ext:
         return name
@@ -545,7 +1005,7 @@ def _strip_form_file(name: str) -> str:
     return body[:cut].rstrip()
 
 
-def parse_documents(text: str) -> list[Document]:
+def parse_documents(text: str, log: Cleaning | None = None) -> list[Document]:
     text = text or ""
     documents: list[Document] = []
     seen: set[str] = set()
@@ -583,12 +1043,12 @@ def parse_documents(text: str) -> list[Document]:
                 form = DocumentForm.ORIGINAL if stated.group(2) == "chính" else DocumentForm.COPY
         if form is DocumentForm.ORIGINAL and not copies and re.match(r"Bản sao(?! hoặc bản chính)", name):
             form = DocumentForm.COPY  # the name is more specific than the portal's count column
-        if form is DocumentForm.COPY and re.search(r"(?:bản sao|sao y)\s+(?:có\s+)?(?:công chứng|chứng thực)", name, re.I):
+        if form is DocumentForm.COPY and re.search(r"(?:bản sao|sao y)\s+(?:có\s+)?(?:công chứng|chứng thực)", name, re.IGNORECASE):
             form = DocumentForm.CERTIFIED_COPY
         if count is not None and count > 20:
             logger.debug("document count %d above 20 dropped: %s", count, name[:60])
             count = None
-        name = _trim(name, ITEM_CHARS)
+        name = _strip_bullet(_whole(name, ITEM_CHARS, log)).rstrip(" .;,:")
         key = name.casefold()
         if key in seen:
             continue
@@ -596,7 +1056,145 @@ def parse_documents(text: str) -> list[Document]:
         documents.append(Document(name=name, form=form, count=count, note=note))
         if len(documents) >= MAX_DOCUMENTS:
             break
-    return documents
+    return _mark_conditional(_said_once(_distinct_documents(documents, log), log), log)
+
+
+def _said_once(documents: list[Document], log: Cleaning | None = None) -> list[Document]:
+    """Each sentence of the list said once: a document's description loses what an earlier document said,
+    and a document that is only what an earlier one said ("Một trong các giấy tờ sau: + A; + B", then "A")
+    is dropped."""
+    said: set[str] = set()
+    kept = []
+    for document in documents:
+        name = _described_once(document.name, said, log).rstrip(" .;,:")
+        if name:
+            kept.append(document if name == document.name else document.model_copy(update={"name": name}))
+    return kept
+
+
+def _described_once(name: str, said: set[str], log: Cleaning | None = None) -> str:
+    """A document's name without the sentences of its description (all but the first, which names it) that
+    an earlier document already said, as its name or in its description; `said` collects them all.
+    Empty when the document is only what an earlier one said."""
+    sentences = _sentences(name, clauses=False)
+    if not sentences:
+        return name
+    first = _key(sentences[0])
+    if len(sentences) == 1:
+        if first in said and len(first) >= MIN_REPEAT_CHARS:
+            if log:
+                log.add("repeat")
+            return ""
+        said.add(first)
+        return name
+    rest = " ".join(sentences[1:])
+    kept = _once(rest, said, log)
+    said.add(first)
+    return name if kept == rest else _joined([sentences[0], kept]) if kept else sentences[0]
+
+
+def _distinct_documents(documents: list[Document], log: Cleaning | None = None) -> list[Document]:
+    """Each document once: a name that repeats an earlier one, or only its beginning, is dropped (the
+    longer wording kept in the earlier place)."""
+    kept: list[Document] = []
+    keys: list[str] = []
+    for document in documents:
+        key = _key(document.name)
+        twin = next((index for index, other in enumerate(keys) if key == other
+                     or min(len(key), len(other)) >= 25 and (other.startswith(key) or key.startswith(other))), None)
+        if twin is None:
+            kept.append(document)
+            keys.append(key)
+            continue
+        if log:
+            log.add("repeat")
+        if len(key) > len(keys[twin]):
+            kept[twin], keys[twin] = kept[twin].model_copy(update={"name": document.name}), key
+    return kept
+
+
+# A document needed only in some cases: "Trường hợp X: Y", "Trường hợp X thì nộp thêm Y", "Đối với X, Y",
+# "Y (nếu có)", "Y (đối với trường hợp X)", "Y trong trường hợp X". Cleaning keeps Y as the name and puts the
+# condition first in the note ("nếu X"), and lists such documents after the ones always required.
+_CONDITION_LEAD = re.compile(r"^\(?\s*(?P<lead>Trong trường hợp|Đối với trường hợp|Trường hợp|Nếu|Khi|Đối với)\s+(?P<rest>.+)$",
+                             re.IGNORECASE | re.DOTALL)
+_CONDITION_SPLIT = re.compile(r"\s*:\s*|\s+thì\s+")
+_DOCUMENT_VERB = re.compile(r"^(?:thì\s+)?(?:phải\s+|cần\s+)?(?:nộp bổ sung|nộp thêm|nộp|có thêm|bổ sung thêm|bổ sung|kèm theo|gửi kèm)\s+",
+                            re.IGNORECASE)
+_IF_ANY = re.compile(r"\s*\(\s*nếu có\s*\)\s*[.;]?$", re.IGNORECASE)
+_CONDITION_TAIL = re.compile(
+    r"\s*\((?P<q>(?:chỉ\s+)?(?:(?:áp dụng|dùng)\s+(?:đối với|cho)|đối với|trong trường hợp|trường hợp|nếu|khi)\b[^()]*)\)\s*[.;]?$",
+    re.IGNORECASE)
+_CONDITION_CLAUSE = re.compile(
+    r"^(?P<doc>.{20,}?)\s+(?:trong trường hợp|đối với trường hợp)\s+(?P<q>(?:(?!\bhoặc\b)[^();]){5,120}?)[.;]?$",
+    re.IGNORECASE | re.DOTALL)
+CONDITION_MARK = re.compile(r"^(?:nếu|khi|đối với|chỉ)\b", re.IGNORECASE)
+ANY_CASE_NOTE = "nếu thuộc trường hợp nêu trên"
+
+
+def _as_condition(text: str) -> str:
+    """A qualifier as the note's "nếu ..." ("trường hợp bị rách" -> "nếu bị rách"), whole and short."""
+    text = text.strip(" ,;:.")
+    text = re.sub(r"^(?:chỉ\s+)?(?:áp dụng|dùng)\s+(?:đối với|cho)\s+", "đối với ", text, flags=re.IGNORECASE)
+    text = re.sub(r"^(?:đối với\s+|trong\s+)?trường hợp\s+", "nếu ", text, flags=re.IGNORECASE)
+    text = text[:1].lower() + text[1:]
+    return _whole(text, 150)
+
+
+def split_condition(name: str) -> tuple[str, str] | None:
+    """(the document, its condition as "nếu ...") when `name` says the document is needed only in some cases."""
+    lead = _CONDITION_LEAD.match(name)
+    if lead:
+        word = lead.group("lead").casefold()
+        rest = lead.group("rest")
+        split = _CONDITION_SPLIT.search(rest)
+        if not split and word in {"nếu", "khi", "đối với"}:
+            split = re.search(r",\s+", rest)
+        prefix = "khi" if word == "khi" else "đối với" if word == "đối với" else "nếu"
+        if split:
+            document = _strip_bullet(_DOCUMENT_VERB.sub("", rest[split.end():])).strip(" .;")
+            if len(document) >= 6:
+                return document[:1].upper() + document[1:], _whole(f"{prefix} {rest[: split.start()].strip(' ,;:')}", 150)
+        return name, ANY_CASE_NOTE
+    if _IF_ANY.search(name):
+        return _strip_bullet(_IF_ANY.sub("", name)).rstrip(" .;"), "nếu có"
+    tail = _CONDITION_TAIL.search(name)
+    if tail and tail.start() >= 10:
+        return _strip_bullet(name[: tail.start()]).rstrip(" .;"), _as_condition(tail.group("q"))
+    clause = _CONDITION_CLAUSE.match(name)
+    if clause:
+        return _strip_bullet(clause.group("doc")).rstrip(" ,;"), _as_condition("nếu " + clause.group("q"))
+    return None
+
+
+def is_conditional(document: Document) -> bool:
+    """Whether the document is marked as needed only in some cases (its note starts with "nếu ...")."""
+    return bool(document.note and CONDITION_MARK.match(document.note))
+
+
+def _mark_conditional(documents: list[Document], log: Cleaning | None = None) -> list[Document]:
+    required, conditional = [], []
+    for document in documents:
+        split = split_condition(document.name) if not is_conditional(document) else None
+        if split is None:
+            (conditional if is_conditional(document) else required).append(document)
+            continue
+        name, condition = split
+        name = name.rstrip(" .;,") or document.name
+        note = f"{condition}; {document.note}" if document.note else condition
+        conditional.append(document.model_copy(update={"name": name, "note": note}))
+        if log:
+            log.add("conditional")
+    by_name: dict[str, int] = {}
+    result: list[Document] = []
+    for document in required + conditional:
+        twin = by_name.get(document.name.casefold())
+        if twin is None:
+            by_name[document.name.casefold()] = len(result)
+            result.append(document)
+        elif is_conditional(result[twin]) and is_conditional(document):  # one document, needed in either case
+            result[twin] = result[twin].model_copy(update={"note": _whole(f"{result[twin].note}; hoặc {document.note}", ITEM_CHARS)})
+    return result
 
 
 # --------------------------------------------------------------------------------------------------
@@ -694,14 +1292,16 @@ def parse_legal_basis(text: str) -> list[str]:
         seen.add(code)
         if not name or name == code:
             result.append(code)
+        elif len(name) > ITEM_CHARS - len(code) - 3:
+            result.append(_code_name(code))  # a title too long to repeat: the document named by its code, not cut
         elif code in re.sub(r"\s?-\s?", "-", name):
-            result.append(_trim(name, ITEM_CHARS))
+            result.append(name)
         elif _BARE_TYPE.match(fold(name)):
             result.append(f"{name} {code}")  # "Thông tư số" + "29/2025/TT-BTC"
         else:
-            result.append(f"{_trim(name, ITEM_CHARS - len(code) - 3)} ({code})")
+            result.append(f"{name} ({code})")
     if len(tail) > 5:
-        result.append(_trim(tail, ITEM_CHARS))  # a last name without a dated code ("Quyết định 1291/QĐ-TTg")
+        result.append(_whole(tail, ITEM_CHARS, hard=ITEM_CHARS))  # a last name without a dated code ("Quyết định 1291/QĐ-TTg")
     return result
 
 
@@ -730,7 +1330,7 @@ def _lines(text: str) -> list[str]:
     return [line for line in (_strip_bullet(_text(part)) for part in re.split(r"\n+", text or "")) if line]
 
 
-def parse_steps(text: str) -> list[str]:
+def parse_steps(text: str, log: Cleaning | None = None, title: str = "") -> list[str]:
     text = text or ""
     if _blank(text):
         return []
@@ -746,28 +1346,27 @@ def parse_steps(text: str) -> list[str]:
         head = _text(head)
         if rest.strip() and len(head) <= 80 and head[-1:].isalnum():
             part = f"{head}: {rest}"  # "Bước 1: Thụ lý giải quyết khiếu nại\n\nNếu ..." → "Thụ lý ...: Nếu ..."
-        step = _strip_bullet(_text(part))
+        step = _strip_bullet(_lined(part))  # its line breaks end sentences, for shortening at a whole one
         if step and step.casefold() not in {"không có thông tin"}:
-            steps.append(_trim(step, ITEM_CHARS))
+            steps.append(step)
         if len(steps) >= MAX_STEPS:
             break
-    return steps
+    return _whole_items(steps, ITEM_CHARS, log, said=[title] if title else [])  # a heading repeating the title goes
 
 
-def parse_conditions(text: str) -> list[str]:
-    if _blank(text) or re.fullmatch(r"\s*(?:không|không có|không quy định|không yêu cầu)\.?\s*", text, re.I):
+def parse_conditions(text: str, log: Cleaning | None = None) -> list[str]:
+    if _blank(text) or re.fullmatch(r"\s*(?:không|không có|không quy định|không yêu cầu)\.?\s*", text, re.IGNORECASE):
         return []
-    conditions = [_trim(line, ITEM_CHARS) for line in _lines(text)]
-    return conditions[:MAX_CONDITIONS]
+    return _whole_items(_lines(text), ITEM_CHARS, log)[:MAX_CONDITIONS]
 
 
-def parse_result(text: str) -> str | None:
+def parse_result(text: str, log: Cleaning | None = None) -> str | None:
     text = _text(text)
     text = re.split(r"Mã\s*:|Từ khóa", text, maxsplit=1)[0]
     text = re.sub(r"\.{2,}$", ".", text).strip()
     if not _info(text):
         return None
-    return _trim(text, ITEM_CHARS)
+    return _whole(_once(text, set(), log), ITEM_CHARS, log)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -805,25 +1404,65 @@ _FULL_ONLINE = re.compile(r"(?<!không )(?<!chưa )toàn trình")  # on lowercas
 _POSTAL_RESULT = re.compile(r"(?:trả|nhận) kết quả[^.;\n]{0,60}bưu (?:chính|điện)")  # on lowercased text
 
 
+PROVENANCE_PREFIX = "Nguồn: Cơ sở dữ liệu quốc gia về thủ tục hành chính"
+
+
+def provenance_note(code: str) -> str:
+    """The note an imported entry carries: where its facts come from. Answers show it as one line and
+    staff see (and may remove) it in their files; curated entries have none."""
+    return f"{PROVENANCE_PREFIX} (Cổng Dịch vụ công quốc gia), mã {code}."
+
+
+def is_provenance_note(note: str) -> bool:
+    return note.startswith(PROVENANCE_PREFIX)
+
+
+def national_code(entry: Entry) -> str | None:
+    """The national code an entry's facts were imported under, or None for a curated entry."""
+    for note in entry.notes:
+        if is_provenance_note(note):
+            match = re.search(r"mã\s+(\d\.\d{6})", note)
+            return match.group(1) if match else entry.id
+    return None
+
+
+def _first_items(text: str, limit: int) -> str:
+    """A list ("A, B, C") within `limit` characters: its first whole items, then "và các cơ quan khác"."""
+    if len(text) <= limit:
+        return text
+    kept: list[str] = []
+    for item in re.split(r"\s*[,;]\s+", text):
+        if kept and sum(len(k) + 2 for k in kept) + len(item) > limit:
+            return ", ".join(kept) + " và các cơ quan khác"
+        kept.append(item)
+    return _whole(text, limit)
+
+
 def record_to_entry(record: dict) -> Entry:
     """One national record as a knowledge-base `Entry` (kind "procedure", keyed by its national code)."""
+    return convert_record(record)[0]
+
+
+def convert_record(record: dict) -> tuple[Entry, Cleaning]:
+    """One national record as a cleaned `Entry`, and what cleaning changed in it."""
+    log = Cleaning()
     # some records mix decomposed (NFD) Vietnamese with composed text; compose everything once
     record = {key: unicodedata.normalize("NFC", value) if isinstance(value, str) else value for key, value in record.items()}
     code = _text(record.get("ma_thu_tuc"))
-    name = _text(record.get("ten_thu_tuc"))
+    name = _text(record.get("ten_thu_tuc")).lstrip(" .,;:-") or _text(record.get("ten_thu_tuc"))  # ". Đăng ký thuế ..."
     field = _info(record.get("linh_vuc"))
     level = _info(record.get("cap_thuc_hien")) or None
     agency = _info(record.get("co_quan_thuc_hien")) or _info(record.get("co_quan_co_tham_quyen"))
     address = _info(record.get("dia_chi_tiep_nhan"))
 
-    summary = _trim(name, 200).rstrip(".") + "."
+    summary = _whole(name, 200).rstrip(".") + "."
     if agency:
-        summary += f" Cơ quan thực hiện: {_trim(agency, 150).rstrip('.')}."
+        summary += f" Cơ quan thực hiện: {_first_items(agency, 150).rstrip('.')}."
     if field:
         summary += f" Lĩnh vực: {field.rstrip('.')}."
 
     channels_text = record.get("cach_thuc_thuc_hien") if isinstance(record.get("cach_thuc_thuc_hien"), str) else ""
-    durations, fees, channels = parse_channels(channels_text)
+    durations, fees, channels = parse_channels(channels_text, level, log)
     procedure_text = f"{channels_text}\n{record.get('trinh_tu_thuc_hien') or ''}"
 
     lowered = procedure_text.lower()
@@ -841,16 +1480,16 @@ def record_to_entry(record: dict) -> Entry:
 
     places = []
     if agency:
-        note = _trim(address, ITEM_CHARS) or None
-        places.append(Place(agency=_trim(_strip_bullet(agency), ITEM_CHARS), level=level, note=note))
+        note = _whole(address, ITEM_CHARS) or None
+        places.append(Place(agency=_first_items(_strip_bullet(agency), ITEM_CHARS), level=level, note=note))
     elif address:
-        places.append(Place(agency=_trim(_strip_bullet(address), ITEM_CHARS), level=level))
+        places.append(Place(agency=_whole(_strip_bullet(address), ITEM_CHARS), level=level))
 
     alias = base_name(name)
     alias = alias[:1].upper() + alias[1:]  # "Thủ tục nộp dần tiền thuế nợ" → "Nộp dần tiền thuế nợ"
     aliases = [alias] if alias and fold(alias) != fold(name) else []
 
-    return Entry(
+    entry = Entry(
         id=code,
         kind="procedure",
         name=name,
@@ -860,17 +1499,49 @@ def record_to_entry(record: dict) -> Entry:
         summary=summary,
         aliases=aliases,
         examples=[],
-        documents=parse_documents(record.get("thanh_phan_ho_so") if isinstance(record.get("thanh_phan_ho_so"), str) else ""),
+        documents=parse_documents(_as_str(record.get("thanh_phan_ho_so")), log),
         fees=fees,
         durations=durations,
         places=places,
         online=online,
         postal=postal,
-        steps=parse_steps(_as_str(record.get("trinh_tu_thuc_hien"))),
-        conditions=parse_conditions(_as_str(record.get("yeu_cau_dieu_kien"))),
+        steps=parse_steps(_as_str(record.get("trinh_tu_thuc_hien")), log, title=name),
+        conditions=parse_conditions(_as_str(record.get("yeu_cau_dieu_kien")), log),
         legal_basis=parse_legal_basis(_as_str(record.get("can_cu_phap_ly"))),
-        result=parse_result(_as_str(record.get("ket_qua_xu_ly"))),
+        result=parse_result(_as_str(record.get("ket_qua_xu_ly")), log),
+        notes=[provenance_note(code)],
     )
+    entry = _current(entry, field, log)
+    return entry, log
+
+
+def _current(entry: Entry, field: str, log: Cleaning) -> Entry:
+    """`entry` with the outdated names of its texts rewritten where the rule is certain (`modernise`);
+    names left for the answer's caveat are counted as flagged. Legal titles and the official name stay."""
+
+    def now(text: str | None) -> str | None:
+        return modernise(text, field, log) if text else text
+
+    def now_within(text: str) -> str:  # what the rule adds may not push an item past its bound
+        current = now(text) or text
+        return current if len(current) <= ITEM_HARD_CHARS else _whole(current, ITEM_CHARS, log)
+
+    update = {
+        "summary": now(entry.summary),
+        "documents": [d.model_copy(update={"name": now(d.name), "note": now(d.note)}) for d in entry.documents],
+        "fees": [f.model_copy(update={"text": now(f.text), "exemptions": now(f.exemptions)}) for f in entry.fees],
+        "places": [p.model_copy(update={"agency": now(p.agency), "note": now(p.note)}) for p in entry.places],
+        "steps": [now_within(step) for step in entry.steps],
+        "conditions": [now_within(condition) for condition in entry.conditions],
+        "result": now(entry.result),
+    }
+    entry = entry.model_copy(update=update)
+    shown = [entry.name, entry.summary, entry.result or "", *entry.steps, *entry.conditions]
+    shown += [f"{d.name} {d.note or ''}" for d in entry.documents] + [f.text for f in entry.fees]
+    shown += [f"{p.agency} {p.note or ''}" for p in entry.places]
+    left = sum(len(outdated_mentions(text)) > 0 for text in shown)
+    log.add("structure_caveat", left)
+    return entry
 
 
 def _as_str(value: Any) -> str:
@@ -900,15 +1571,39 @@ def equivalence_groups(entries: Iterable[Entry]) -> list[list[str]]:
     return groups
 
 
-def load_catalogue(path: Path) -> list[Entry]:
-    """Every record of the file as an `Entry`, with `equivalents` filled in from `equivalence_groups`."""
+def record_texts(path: Path) -> dict[str, str]:
+    """Each record's own words (all its text fields) by code: where the figures of its answers must come from."""
+    texts = {}
+    for _, record in iter_records(Path(path)):
+        values = (value for value in record.values() if isinstance(value, (str, int, float)) and not isinstance(value, bool))
+        texts[_text(record.get("ma_thu_tuc"))] = unicodedata.normalize("NFC", " ".join(map(str, values)))
+    return texts
+
+
+class NationalEntries(list):
+    """Entries read from the national catalogue, with what cleaning changed in each (`cleaning`, by id)."""
+
+    def __init__(self, entries: list[Entry], cleaning: dict[str, Cleaning]) -> None:
+        super().__init__(entries)
+        self.cleaning = cleaning
+
+    def cleaned(self) -> list[str]:
+        return [entry_id for entry_id, log in self.cleaning.items() if log.cleaned]
+
+    def flagged(self) -> list[str]:
+        return [entry_id for entry_id, log in self.cleaning.items() if log.flagged]
+
+
+def load_catalogue(path: Path) -> NationalEntries:
+    """Every record of the file as a cleaned `Entry`, with `equivalents` filled in from `equivalence_groups`."""
     path = Path(path)
     entries: list[Entry] = []
+    cleaning: dict[str, Cleaning] = {}
     lines: dict[str, int] = {}
     too_long: list[str] = []
     for line, record in iter_records(path):
         try:
-            entry = record_to_entry(record)
+            entry, log = convert_record(record)
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(str(part) for part in first.get("loc", ())) or "record"
@@ -924,6 +1619,7 @@ def load_catalogue(path: Path) -> list[Entry]:
             raise CatalogueError(path, line, f"ma_thu_tuc {entry.id} was already given on line {lines[entry.id]}")
         lines[entry.id] = line
         entries.append(entry)
+        cleaning[entry.id] = log
         too_long += [f"{path.name}, dòng {line}, mục {entry.id}: {text}" for text in describe_too_long(entry)]
     if not entries:
         raise CatalogueError(path, None, "the file holds no procedure records")
@@ -934,4 +1630,5 @@ def load_catalogue(path: Path) -> list[Entry]:
     for group in equivalence_groups(entries):
         for entry_id in group:
             others[entry_id] = [other for other in group if other != entry_id]
-    return [entry.model_copy(update={"equivalents": others[entry.id]}) if entry.id in others else entry for entry in entries]
+    return NationalEntries([entry.model_copy(update={"equivalents": others[entry.id]}) if entry.id in others else entry
+                            for entry in entries], cleaning)

@@ -18,12 +18,21 @@ import pytest
 from conftest import NATIONAL_RECORDS, NATIONAL_SAMPLE, requires_shared
 
 from knowledge.dvcqg import (
+    ITEM_HARD_CHARS,
+    OUTDATED_CAVEAT,
     CatalogueError,
+    convert_record,
     equivalence_groups,
+    is_conditional,
     iter_records,
     load_catalogue,
+    national_code,
+    outdated_mentions,
+    parse_legal_basis,
+    provenance_note,
     record_to_entry,
     slugify,
+    split_condition,
 )
 from knowledge.schema import Channel, DocumentForm, Entry, OnlineLevel
 from knowledge.starter import read_starter
@@ -234,7 +243,9 @@ def _assert_well_formed(entries: list[Entry]) -> None:
         texts += [d.name for d in entry.documents] + [f.text for f in entry.fees] + [d.text for d in entry.durations]
         assert all(t and t == t.strip() for t in texts), entry.id
         assert len(entry.steps) <= 10 and len(entry.conditions) <= 8 and len(entry.documents) <= 25
-        assert all(len(t) <= 300 for t in (*entry.steps, *entry.conditions, *entry.legal_basis))
+        # whole sentences: several within 300 characters, or one alone up to 600 (issue 16: not cut mid-sentence)
+        assert all(len(t) <= ITEM_HARD_CHARS for t in (*entry.steps, *entry.conditions)), entry.id
+        assert all(len(t) <= 300 for t in entry.legal_basis), entry.id
         assert len({d.name.casefold() for d in entry.documents}) == len(entry.documents)
         assert entry.id not in entry.equivalents
 
@@ -367,3 +378,204 @@ def test_sparse_or_oddly_typed_records_still_convert():
         "yeu_cau_dieu_kien": "Không có thông tin", "trinh_tu_thuc_hien": None,
     })
     assert odd.places == [] and odd.conditions == [] and odd.steps == [] and odd.result is None
+
+
+# -- cleaning (issue 16): whole, said once, current; every rule on real records ----------------------
+#
+# The records below are copied from ../shared/data/dvcqg (fields the rule reads, verbatim), so the tests
+# run on a fresh clone; the others are in the sample.
+
+IDP = {  # the international driving licence: the fee's description cut at "31/12/2025…" and printed twice
+    "ma_thu_tuc": "3.000353", "ten_thu_tuc": "Cấp giấy phép lái xe quốc tế", "cap_thuc_hien": "Cấp bộ",
+    "linh_vuc": "Sát hạch, cấp giấy phép lái xe",
+    "cach_thuc_thuc_hien": "Hình thức nộpThời gianPhí, lệ phíMô tảTrực tuyến5 Ngày làm việcMiễn phí(- Nộp trực tiếp: 135.000 "
+    "đồng/lần.  - Trường hợp tổ chức, cá nhân nộp hồ sơ theo hình thức trực tuyến: Kể từ ngày 01/12/2023 đến hết ngày "
+    "31/12/2025, áp dụng mức thu lệ phí là 115.000 đồng/lần cấp.)Trực tiếp5 Ngày làm việcMiễn phí(- Nộp trực tiếp: 135.000 "
+    "đồng/lần.  - Trường hợp tổ chức, cá nhân nộp hồ sơ theo hình thức trực tuyến: Kể từ ngày 01/12/2023 đến hết ngày "
+    "31/12/2025, áp dụng mức thu lệ phí là 115.000 đồng/lần cấp.)",
+}
+LAND_SPLIT = {  # "Theo quy định của Luật phí và lệ phí…" once per channel, no figure, no word on the province
+    "ma_thu_tuc": "1.012784", "ten_thu_tuc": "Tách thửa hoặc hợp thửa đất.", "cap_thuc_hien": "Cấp tỉnh", "linh_vuc": "Đất đai",
+    "cach_thuc_thuc_hien": "Hình thức nộpThời gianPhí, lệ phíMô tảTrực tuyến12 Ngày làm việcMiễn phí(Theo quy định của Luật "
+    "phí và lệ phí và các văn bản quy phạm pháp luật hướng dẫn Luật phí và lệ phí)Dịch vụ bưu chính12 Ngày làm việcMiễn phí("
+    "Theo quy định của Luật phí và lệ phí và các văn bản quy phạm pháp luật hướng dẫn Luật phí và lệ phí)Trực tiếp22 Ngày làm "
+    "việcMiễn phí(Theo quy định của Luật phí và lệ phí và các văn bản quy phạm pháp luật hướng dẫn Luật phí và lệ phí)",
+    "thanh_phan_ho_so": "--Tên giấy tờMẫu đơn, tờ khaiSố lượng(5) Bản vẽ tách thửa đất, hợp thửa đất lập theo Mẫu số 22 ban hành "
+    "kèm theo Nghị định số 151/2025/NĐ-CP.0 bản chính,1 bản sao(1) Đơn đề nghị tách thửa đất, hợp thửa đất theo Mẫu số 21 ban "
+    "hành kèm theo Nghị định số 151/2025/NĐ-CP.1 bản chính(4) Các văn bản của cơ quan có thẩm quyền có thể hiện nội dung tách "
+    "thửa đất, hợp thửa đất (nếu có).0 bản chính,1 bản sao(3) Giấy chứng nhận đã cấp hoặc bản sao Giấy chứng nhận đã cấp kèm "
+    "bản gốc để đối chiếu hoặc nộp bản sao có công chứng, chứng thực;0 bản chính,1 bản sao",
+}
+ACCIDENT = {  # conditional documents ("Trường hợp ... thì có thêm ...") listed as always required, one twice
+    "ma_thu_tuc": "1.012538", "cap_thuc_hien": "Cấp xã", "linh_vuc": "Chính sách",
+    "ten_thu_tuc": "Giải quyết chế độ, chính sách cho người tham gia lực lượng tham gia bảo vệ an ninh, trật tự ở cơ sở chưa "
+    "tham gia bảo hiểm xã hội mà bị tai nạn, chết khi thực hiện nhiệm vụ",
+    "thanh_phan_ho_so": "* Hồ sơ đề nghị hưởng trợ cấp tai nạn, gồm: Tên giấy tờMẫu đơn, tờ khaiSố lượng- Giấy ra viện hoặc trích "
+    "sao hồ sơ bệnh án sau khi điều trị tai nạn đối với trường hợp điều trị nội trú hoặc bản sao giấy chứng nhận thương tích do "
+    "cơ sở y tế nơi đã cấp cứu, điều trị cấp.1 bản chính,1 bản sao- Trường hợp bị tai nạn giao thông thì có thêm biên bản của cơ "
+    "quan  Công an.1 bản chínhĐơn đề nghị trợ cấp tai nạn, trợ cấp tiền tuất, tiền mai táng phí (Mẫu số 02 ban hành kèm theo "
+    "Nghị định số 40/2024/NĐ-CP).Mus02-nnghtrcptainntutN40.2024suatheoN184.2025.docx1 bản chính,1 bản sao- Biên bản giám định "
+    "mức suy giảm khả năng lao động của hội đồng giám định y khoa bệnh viện cấp tỉnh và tương đương trở lên.1 bản chính* Hồ sơ "
+    "đề nghị hưởng trợ cấp tiền tuất, tiền mai táng phí, gồm: Tên giấy tờMẫu đơn, tờ khaiSố lượng- Giấy ra viện hoặc trích sao "
+    "hồ sơ bệnh án sau khi điều trị tai nạn đối với trường hợp điều trị nội trú.1 bản chính,1 bản sao- Bản sao giấy chứng tử "
+    "hoặc trích lục khai tử.0 bản chính,1 bản sao- Trường hợp bị tai nạn giao thông dẫn đến chết thì có thêm biên bản của cơ "
+    "quan Công an.1 bản chính,1 bản sao",
+}
+SURVIVORS = {  # "Bảo hiểm xã hội cấp Tỉnh, Bảo hiểm xã hội cấp huyện": the example of the issue
+    "ma_thu_tuc": "2.000821", "ten_thu_tuc": "Giải quyết hưởng chế độ tử tuất", "cap_thuc_hien": "Cấp tỉnh, Cấp xã",
+    "linh_vuc": "Thực hiện chính sách BHXH", "co_quan_thuc_hien": "Bảo hiểm xã hội cấp Tỉnh, Bảo hiểm xã hội cấp huyện",
+}
+GUARDIANSHIP = {  # civil status moved from the district to the commune (Nghị định 120/2025/NĐ-CP)
+    "ma_thu_tuc": "1.001669", "ten_thu_tuc": "Thủ tục đăng ký giám hộ có yếu tố nước ngoài", "cap_thuc_hien": "Cấp xã",
+    "linh_vuc": "Hộ tịch", "co_quan_thuc_hien": "Phòng Tư Pháp", "co_quan_co_tham_quyen": "UBND cấp huyện",
+}
+STEPS_TWICE = {  # a heading repeated as the first words of two steps
+    "ma_thu_tuc": "1.002571", "cap_thuc_hien": "Cấp bộ", "linh_vuc": "Thú y",
+    "ten_thu_tuc": "Đăng ký, Cấp giấy chứng nhận kiểm dịch động vật trên cạn tham gia hội chợ, triển lãm, thi đấu thể thao, "
+    "biểu diễn nghệ thuật; sản phẩm động vật trên cạn tham gia hội chợ, triển lãm",
+    "trinh_tu_thuc_hien": "- Động vật trên cạn tham gia hội chợ, triển lãm, thi đấu thể thao, biểu diễn nghệ thuật; sản phẩm "
+    "động vật trên cạn tham gia hội chợ, triển lãm khi vận chuyển ra khỏi địa bàn cấp tỉnh thực hiện theo quy định tại “Thủ tục "
+    "hành chính Cấp giấy chứng nhận kiểm dịch động vật, sản phẩm động vật trên cạn vận chuyển ra khỏi địa bàn cấp tỉnh – Mã số "
+    "TTHC: 1.002338”.\n- Động vật trên cạn tham gia hội chợ, triển lãm, thi đấu thể thao, biểu diễn nghệ thuật; sản phẩm động vật "
+    "trên cạn tham gia hội chợ, triển lãm khi nhập khẩu thực hiện theo quy định tại các Thủ tục hành chính “Đăng ký kiểm dịch động "
+    "vật, sản phẩm động vật trên cạn nhập khẩu – Mã số TTHC: 1.003264” và “Cấp Giấy chứng nhận kiểm dịch động vật, sản phẩm động "
+    "vật trên cạn nhập khẩu – Mã số TTHC: 1.003113”.",
+}
+
+
+def _answer(entry: Entry, aspect: str) -> str:
+    from handlers.answers import write_answer
+    from nlp.aspects import Aspect
+
+    return write_answer(entry, (Aspect(aspect),))
+
+
+def test_a_fee_is_reduced_to_its_amounts_whole_and_said_once():
+    entry = record_to_entry(IDP)
+    assert {f.text for f in entry.fees} == {(
+        "Lệ phí: Nộp trực tiếp: 135.000 đồng/lần; Trường hợp tổ chức, cá nhân nộp hồ sơ theo hình thức trực tuyến: Kể từ ngày "
+        "01/12/2023 đến hết ngày 31/12/2025, áp dụng mức thu lệ phí là 115.000 đồng/lần cấp")}, "both amounts, nothing cut"
+    assert [(f.channel, f.amount_vnd) for f in entry.fees] == [(Channel.ONLINE, None), (Channel.IN_PERSON, None)]
+    answer = _answer(entry, "fee")
+    assert answer.count("135.000 đồng/lần") == 1 and "…" not in answer, "one line for both channels, printed once"
+
+
+def test_a_fee_without_figure_says_who_sets_it_once():
+    entry = record_to_entry(LAND_SPLIT)
+    assert {f.text for f in entry.fees} == {(
+        "Phí, lệ phí: theo quy định của pháp luật về phí, lệ phí; bản ghi không nêu số tiền; mức thu do HĐND tỉnh quyết định, "
+        "bạn hỏi Bộ phận Một cửa để biết mức cụ thể.")}
+    assert all(f.set_by_province and f.amount_vnd is None for f in entry.fees)
+    answer = _answer(entry, "fee")
+    assert answer.count("pháp luật về phí, lệ phí") == 1, "not three times"
+    central = record_to_entry({**LAND_SPLIT, "cap_thuc_hien": "Cấp bộ"})  # a ministry's fee is not the province's to set
+    assert all("HĐND" not in f.text and "hỏi" in f.text and not f.set_by_province for f in central.fees)
+
+
+def test_the_figure_column_holds_unless_implausible():
+    reduced = record_to_entry({  # a reduced rate in the description is shown beside the table's figure
+        "ma_thu_tuc": "1.000688", "ten_thu_tuc": "Cấp Chứng chỉ hành nghề luật sư", "cap_thuc_hien": "Cấp tỉnh",
+        "cach_thuc_thuc_hien": "Hình thức nộpThời gianPhí, lệ phíMô tảTrực tuyến15 Ngày làm việc800,000 Việt Nam Đồng(áp dụng mức "
+        "phí 400.000 đồng/hồ sơ kể từ ngày 01/7/2025 đến hết ngày 31/12/2026 theo Thông tư số 64/2025/TT-BTC)"})
+    assert [(f.amount_vnd, f.text) for f in reduced.fees] == [(800_000, (
+        "Lệ phí: 800.000 đồng (áp dụng mức phí 400.000 đồng/hồ sơ kể từ ngày 01/7/2025 đến hết ngày 31/12/2026 "
+        "theo Thông tư số 64/2025/TT-BTC)"))]
+    dollars = record_to_entry({  # "50 VNĐ" in the table, "50USD" in the description: the description is right
+        "ma_thu_tuc": "1.009094", "ten_thu_tuc": "Thủ tục hải quan đối với tàu bay xuất cảnh, nhập cảnh, quá cảnh",
+        "cach_thuc_thuc_hien": "Hình thức nộpThời gianPhí, lệ phíMô tảTrực tuyến1 Giờ50 VNĐ(Phí hải quan 50USD/chuyến bay đến đối "
+        "với chuyến bay của nước ngoài đến cảng hàng không Việt Nam)"})
+    assert [(f.amount_vnd, f.text) for f in dollars.fees] == [(None, (
+        "Phí: Phí hải quan 50USD/chuyến bay đến đối với chuyến bay của nước ngoài đến cảng hàng không Việt Nam"))]
+
+
+def test_conditional_documents_are_marked_and_listed_after_the_required_ones():
+    entry = record_to_entry(ACCIDENT)
+    police = [d for d in entry.documents if d.name == "Biên bản của cơ quan Công an"]
+    assert len(police) == 1, "the two conditional items for one document become one"
+    assert police[0].note.startswith("nếu bị tai nạn giao thông") and "hoặc nếu bị tai nạn giao thông dẫn đến chết" in police[0].note
+    flags = [is_conditional(d) for d in entry.documents]
+    assert flags == sorted(flags), "always required first, then the conditional ones"
+    assert sum(d.name.startswith("Giấy ra viện") for d in entry.documents) == 1, "the discharge paper once, in its longer wording"
+    answer = _answer(entry, "documents")
+    required, conditional = answer.split("Nộp thêm nếu thuộc trường hợp:")
+    assert "Biên bản của cơ quan Công an" in conditional and "Trường hợp" not in required
+    land = record_to_entry(LAND_SPLIT)  # "... (nếu có)"
+    maybe = next(d for d in land.documents if d.name.startswith("Các văn bản của cơ quan có thẩm quyền"))
+    assert (maybe.name.endswith("hợp thửa đất"), maybe.note) == (True, "nếu có")
+
+
+def test_split_condition_reads_the_usual_phrasings():
+    assert split_condition("Trường hợp ủy quyền: Văn bản ủy quyền") == ("Văn bản ủy quyền", "nếu ủy quyền")
+    assert split_condition("Trường hợp bị mất thì nộp thêm đơn trình báo mất") == ("Đơn trình báo mất", "nếu bị mất")
+    assert split_condition("Bản chính giấy phép xây dựng đã được cấp (đối với trường hợp bị rách, nát).") == (
+        "Bản chính giấy phép xây dựng đã được cấp", "nếu bị rách, nát")
+    assert split_condition("Đơn đề nghị cấp giấy phép theo mẫu") is None
+
+
+def test_repeated_sentences_and_items_are_said_once():
+    entry, log = convert_record(STEPS_TWICE)
+    assert len(entry.steps) == 2 and len({step.split(";")[0] for step in entry.steps}) == 1, "two different steps"
+    again = record_to_entry({**STEPS_TWICE, "trinh_tu_thuc_hien": STEPS_TWICE["trinh_tu_thuc_hien"] + "\n"
+                             + STEPS_TWICE["trinh_tu_thuc_hien"].split("\n")[0]})
+    assert again.steps == entry.steps, "a step said again is dropped"
+    _, log = convert_record(ACCIDENT)
+    assert log.counts.get("repeat", 0) >= 1
+
+
+def test_long_texts_keep_whole_sentences(catalogue):
+    """No step, condition, document or fee is cut mid-sentence, except a single sentence longer than 600
+    characters, which is counted as a fragment for staff."""
+    records = {record["ma_thu_tuc"]: record for _, record in iter_records(RECORDS)}
+    fragments = 0
+    for entry in catalogue:
+        texts = [*entry.steps, *entry.conditions, *entry.legal_basis, *(d.name for d in entry.documents), *(f.text for f in entry.fees)]
+        cut = [text for text in texts if text.endswith("…")]
+        if cut:
+            assert convert_record(records[entry.id])[1].counts.get("fragment", 0) >= 1, (entry.id, cut)
+        fragments += len(cut)
+    assert fragments <= 0.02 * sum(len(e.steps) + len(e.documents) for e in catalogue)
+    long_title = parse_legal_basis("Tên văn bản pháp lýMã văn bản" + "Thông tư quy định " + "rất dài " * 60 + "25/2022/TT-BTC")
+    assert long_title == ["Thông tư 25/2022/TT-BTC"], "a title too long to repeat: the document by its code, not cut"
+
+
+def test_outdated_bodies_are_rewritten_where_the_rule_is_certain(records):
+    survivors = record_to_entry(SURVIVORS)
+    assert survivors.places[0].agency == "Bảo hiểm xã hội cấp Tỉnh, Bảo hiểm xã hội cơ sở (trước đây là Bảo hiểm xã hội cấp huyện)"
+    guardianship = record_to_entry(GUARDIANSHIP)
+    assert guardianship.places[0].agency == "Ủy ban nhân dân cấp xã (trước 01/07/2025 là Phòng Tư pháp cấp huyện)"
+    assert "Phòng Tư Pháp" not in _answer(guardianship, "overview")
+    births = record_to_entry(records["1.000689"])  # "Ủy ban Nhân dân xã, phường, thị trấn."
+    assert births.places[0].agency.startswith("Ủy ban Nhân dân xã, phường, đặc khu")
+    household = record_to_entry(records["2.000986"])  # "Sổ hộ khẩu của chủ hộ" as a document
+    book = [d.name for d in household.documents if "Sổ hộ khẩu" in d.name]
+    assert book and all("sổ hộ khẩu đã hết giá trị từ 01/01/2023" in name for name in book)
+    for aspect in ("documents", "place", "overview"):
+        assert not outdated_mentions(_answer(survivors, aspect)) and OUTDATED_CAVEAT not in _answer(survivors, aspect)
+
+
+def test_an_uncertain_outdated_body_gets_the_caveat_never_silently(records):
+    passport, log = convert_record(records["1.010385"])  # "Trình báo mất hộ chiếu phổ thông (thực hiện tại cấp huyện)"
+    assert passport.name.endswith("(thực hiện tại cấp huyện)"), "the official name stays"
+    assert log.counts.get("structure_caveat", 0) >= 1 and log.flagged
+    for aspect in ("overview", "place", "steps", "fee"):
+        assert OUTDATED_CAVEAT in _answer(passport, aspect), aspect
+
+
+def test_an_imported_entry_says_where_it_comes_from(records, catalogue):
+    entry = record_to_entry(records["1.010385"])
+    assert entry.notes == [provenance_note("1.010385")] and national_code(entry) == "1.010385"
+    answer = _answer(entry, "conditions")
+    assert "Theo Cơ sở dữ liệu quốc gia về TTHC, mã 1.010385" in answer and "/lienhe" in answer
+    assert provenance_note("1.010385") not in answer, "the note itself is not a condition"
+    assert all(national_code(e) == e.id for e in catalogue)
+
+
+def test_cleaning_is_reported_and_converting_again_changes_nothing(records):
+    entries = load_catalogue(RECORDS)
+    assert set(entries.cleaning) == set(records)
+    assert "1.010385" in entries.flagged() and "2.000986" in entries.cleaned()
+    assert "cấp huyện" in entries.cleaning["1.010385"].describe()
+    assert [e.model_copy(update={"equivalents": []}) for e in entries] == [
+        e.model_copy(update={"equivalents": []}) for e in load_catalogue(RECORDS)], "cleaning is deterministic: importing twice changes nothing"
+    for record in records.values():
+        assert record_to_entry(record) == record_to_entry(record)
