@@ -14,14 +14,26 @@ from knowledge.editing import changed_since, current_version, last_revision_id
 from knowledge.repository import get_entry, load_entries
 from knowledge.schema import Entry
 from nlp import EntryText, KnowledgeIndex
+from nlp.names import everyday_names
+from nlp.normalize import fold
 
 log = logging.getLogger(__name__)
 
 
 def entry_text(entry: Entry) -> EntryText:
-    phrases = tuple(p for p in (entry.short_name, *entry.aliases, *entry.examples) if p)
-    aliases = tuple(a for a in (entry.short_name, *entry.aliases) if a)
-    return EntryText(entry.id, entry.name, phrases, tuple(entry.equivalents), aliases)
+    """What the index reads of an entry: its names, how citizens ask about it, and what it says."""
+    aliases = [a for a in (entry.short_name, *entry.aliases) if a]
+    if not entry.short_name and not entry.examples:
+        # Nobody described how citizens call it (a national record): names derived from the official one,
+        # which is itself one when it has no boilerplate ("Đăng ký lại khai tử"), so that a question
+        # containing a record's name counts as naming it, whatever the name looked like.
+        known = {fold(a) for a in aliases}
+        aliases += [n for n in everyday_names(entry.name) if fold(n) not in known]
+    phrases = tuple(dict.fromkeys((*aliases, *(e for e in entry.examples if e))))
+    # Steps are left out: mostly the same words in every procedure ("nộp hồ sơ", "trả kết quả"), they
+    # made BM25 worse on the project's question sets, and they are half of all the text.
+    body = tuple(t for t in (entry.summary, *(d.name for d in entry.documents), *entry.conditions) if t)
+    return EntryText(entry.id, entry.name, phrases, tuple(entry.equivalents), tuple(dict.fromkeys(aliases)), body)
 
 
 DEFAULT_LEVEL = "Cấp xã"
@@ -145,5 +157,5 @@ class LiveCatalog:
         while not self._stop.wait(self._check_every):
             try:
                 self.refresh()
-            except Exception:  # noqa: BLE001 - a failed reload keeps the old catalogue serving
+            except Exception:  # a failed reload keeps the old catalogue serving
                 log.exception("knowledge base reload failed; still answering from version %d", self.version)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+import unicodedata
 from functools import lru_cache
+from itertools import pairwise
+from pathlib import Path
 
 from underthesea import word_tokenize
 
@@ -21,8 +26,25 @@ GENERIC_WORDS = frozenset(
     cái các một hai lại cũng luôn nữa thế gồm bước về đi đến lên xuống ra vào khi lúc nếu mà
     người ta mọi bạn nó họ còn hay hoặc tại vì nên bị bởi để trong ngoài trên dưới theo
     giờ nay hôm ngày đây nhiêu biết ai hết tốn lâu mấy tiền phí lệ lên lấy xong hiểu ok thêm
-    """.split()
+    """.split()  # noqa: SIM905 - a word list reads best as words
 )
+
+
+def _vietnamese_syllables() -> frozenset[str]:
+    """Every folded syllable of the Vietnamese word list that ships with underthesea (Viet74K).
+
+    A word the index does not know but Vietnamese does ("hoạch", "ngược") is not a typo of a word it
+    knows ("hoặc", "người"); without the list (another underthesea layout) every unknown word may be.
+    """
+    spec = importlib.util.find_spec("underthesea")
+    path = Path(spec.origin).parent / "corpus" / "data" / "Viet74K.txt" if spec and spec.origin else None
+    if path is None or not path.exists():
+        return frozenset()
+    text = unicodedata.normalize("NFC", path.read_text(encoding="utf-8").lower())
+    return frozenset(fold(w) for w in text.split() if w.isalpha())
+
+
+VIETNAMESE_SYLLABLES = _vietnamese_syllables()
 
 # Pairs of such words that together do name something: "bản sao" (folded like "bạn sao"), "làm lại".
 CONTENT_PAIRS = frozenset({"ban sao", "lam lai"})
@@ -41,12 +63,16 @@ def compounds(text: str) -> tuple[str, ...]:
 # "mất" is a procedure word in "làm mất thẻ" or "bố tôi mất", but only a verb of cost in "mất bao lâu",
 # "mất phí": there it must not pull the question towards lost papers or death registration.
 GAP = "_"
-_COST_AFTER_MAT = frozenset("bao may le phi tien nhieu thoi khoang tam het bn chi".split())
+_COST_AFTER_MAT = frozenset(["bao", "may", "le", "phi", "tien", "nhieu", "thoi", "khoang", "tam", "het", "bn", "chi"])
 
 
 def syllables(normalized: str) -> list[str]:
     """Folded syllables; clause breaks (punctuation, "thì") become gaps no pair is formed across."""
-    sylls = [GAP if t in CLAUSE_MARKS or t == "thì" else fold(t) for t in tokens(normalized)]
+    written = tokens(normalized)
+    folded = tokens(fold(normalized))  # one fold of the whole text: much faster than one per word
+    if len(folded) != len(written):  # a character that folds to nothing split a word differently
+        folded = [fold(t) for t in written]
+    sylls = [GAP if t in CLAUSE_MARKS or t == "thì" else f for t, f in zip(written, folded)]
     # The muted "mất" leaves a gap, so its neighbours don't form a pair they never formed.
     return [GAP if s == "mat" and i + 1 < len(sylls) and sylls[i + 1] in _COST_AFTER_MAT else s for i, s in enumerate(sylls)]
 
@@ -55,7 +81,7 @@ def text_features(normalized: str, with_compounds: bool = True) -> set[str]:
     """Unigrams, bigrams and underthesea compounds of already normalised text (all folded)."""
     sylls = syllables(normalized)
     feats: set[str] = {s for s in sylls if s != GAP}
-    feats.update(f"{a} {b}" for a, b in zip(sylls, sylls[1:]) if GAP not in (a, b))
+    feats.update(f"{a} {b}" for a, b in pairwise(sylls) if GAP not in (a, b))
     if with_compounds:
         feats.update(c for c in compounds(normalized) if c.count(" ") >= 2)
     return feats
@@ -69,7 +95,7 @@ def index_words(raw: str) -> tuple[str, ...]:
     """The normalised words of an entry's text (with their diacritics), remembered like its features."""
     found = _WORDS_CACHE.get(raw)
     if found is None:
-        found = _WORDS_CACHE[raw] = tuple(words(normalize(raw)))
+        found = _WORDS_CACHE[raw] = tuple(map(sys.intern, words(normalize(raw))))  # one copy of each word
     return found
 
 
@@ -78,5 +104,5 @@ def index_features(raw: str) -> frozenset[str]:
     a change re-reads only the texts that changed (tokenising thousands of names takes seconds)."""
     feats = _INDEX_CACHE.get(raw)
     if feats is None:
-        feats = _INDEX_CACHE[raw] = frozenset(text_features(normalize(raw)))
+        feats = _INDEX_CACHE[raw] = frozenset(map(sys.intern, text_features(normalize(raw))))
     return feats

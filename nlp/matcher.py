@@ -14,11 +14,23 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from nlp.features import CONTENT_PAIRS, GAP, GENERIC_PAIRS, GENERIC_WORDS, index_features, index_words, syllables, text_features
-from nlp.normalize import fold, words
+from nlp.features import (
+    CONTENT_PAIRS,
+    GAP,
+    GENERIC_PAIRS,
+    GENERIC_WORDS,
+    VIETNAMESE_SYLLABLES,
+    index_features,
+    index_words,
+    syllables,
+    text_features,
+)
+from nlp.lexical import LexicalIndex
+from nlp.normalize import fold, tokens, words
 
 GENERIC_FACTOR = 0.12
 TYPO_FACTOR = 0.8
@@ -56,6 +68,7 @@ class EntryText:
     phrases: tuple[str, ...] = ()
     equivalents: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()  # the names citizens give it (a subset of phrases), the surest evidence
+    body: tuple[str, ...] = ()  # what it says (summary, documents, conditions): read by the lexical retriever only
 
 
 @dataclass(frozen=True)
@@ -95,12 +108,14 @@ class KnowledgeIndex:
         # question that spells "vàng" (gold) with its marks is not asking about "tạm vắng".
         self._forms: dict[str, set[str]] = defaultdict(set)
         for entry in entries:
+            seen: set[frozenset[str]] = set()
             for text in (entry.name, *entry.phrases):
                 for word in index_words(text):
                     self._forms[fold(word)].add(word)
                 feats = index_features(text)
-                if not feats:
-                    continue
+                if not feats or feats in seen:
+                    continue  # the same phrasing twice ("Đăng ký lại khai tử" as name and alias) is compared once
+                seen.add(feats)
                 phrase_owner.append(entry.id)
                 phrase_feats.append(feats)
                 entry_feats[entry.id] |= feats
@@ -120,35 +135,47 @@ class KnowledgeIndex:
                 first, second = f.split(" ")
                 self._next[first].append(second)
                 self._prev[second].append(first)
-        self._entry_postings: dict[str, list[str]] = defaultdict(list)
+        # Postings are arrays of positions (entries in `_ids`, phrases, aliases), so that a question's
+        # features are summed into whole arrays at once instead of one posting at a time.
+        self._ids = [e.id for e in entries]
+        position = {entry_id: i for i, entry_id in enumerate(self._ids)}
+        entry_postings: dict[str, list[int]] = defaultdict(list)
         for entry_id, feats in entry_feats.items():
             for f in feats:
-                self._entry_postings[f].append(entry_id)
+                entry_postings[f].append(position[entry_id])
+        self._entry_postings = _arrays(entry_postings)
         # Aliases are indexed like phrases, so how much of each alias a question contains is summed
         # while reading the question's features, not by comparing every alias afterwards.
-        self._alias_owner: list[str] = []
-        self._alias_total: list[float] = []
-        self._alias_postings: dict[str, list[int]] = defaultdict(list)
+        alias_owner: list[int] = []
+        alias_total: list[float] = []
+        alias_postings: dict[str, list[int]] = defaultdict(list)
         # A name of several words is named only when two of its words stand together in the question: a
         # lone syllable of it ("giam" of "giám hộ", typed in "giá xăng tăng hay giảm") names nothing.
-        self._alias_needs_pair: list[bool] = []
+        alias_needs_pair: list[bool] = []
         for entry in entries:
             for alias in entry.aliases:
                 heavy = [f for f in index_features(alias) if self.weight.get(f, 0.0) >= PHRASE_MIN_WEIGHT]
                 if heavy:
                     for f in heavy:
-                        self._alias_postings[f].append(len(self._alias_owner))
-                    self._alias_owner.append(entry.id)
-                    self._alias_total.append(sum(self.weight[f] for f in heavy))
-                    self._alias_needs_pair.append(any(" " in f for f in heavy))
-        self._phrase_owner = phrase_owner
-        self._phrase_postings: dict[str, list[int]] = defaultdict(list)
-        self._phrase_norm: list[float] = []
+                        alias_postings[f].append(len(alias_owner))
+                    alias_owner.append(position[entry.id])
+                    alias_total.append(sum(self.weight[f] for f in heavy))
+                    alias_needs_pair.append(any(" " in f for f in heavy))
+        self._alias_owner = np.array(alias_owner, dtype=np.int32)
+        self._alias_total = np.array(alias_total, dtype=np.float64)
+        self._alias_needs_pair = np.array(alias_needs_pair, dtype=bool)
+        self._alias_postings = _arrays(alias_postings)
+        phrase_postings: dict[str, list[int]] = defaultdict(list)
+        phrase_norm: list[float] = []
         for idx, feats in enumerate(phrase_feats):
             heavy = [f for f in feats if self.weight[f] >= PHRASE_MIN_WEIGHT]
             for f in heavy:
-                self._phrase_postings[f].append(idx)
-            self._phrase_norm.append(math.sqrt(sum(self.weight[f] ** 2 for f in heavy)) or 1.0)
+                phrase_postings[f].append(idx)
+            phrase_norm.append(math.sqrt(sum(self.weight[f] ** 2 for f in heavy)) or 1.0)
+        self._phrase_owner = np.array([position[e] for e in phrase_owner], dtype=np.int32)
+        self._phrase_norm = np.array(phrase_norm, dtype=np.float64)
+        self._phrase_postings = _arrays(phrase_postings)
+        self.lexical = LexicalIndex(self._ids, [(e.name, *e.phrases) for e in entries], [e.body for e in entries])
 
     @staticmethod
     def _weigh(feature: str, idf: float) -> float:
@@ -167,7 +194,9 @@ class KnowledgeIndex:
         about does not outweigh which procedure it is asked about."""
         kept = text_features(muted, with_compounds=False) if muted is not None else None
         misspelt = self._other_forms(normalized)
+        written = tokens(normalized)
         sylls = syllables(normalized)
+        as_written = list(sylls)
         corrections: dict[str, str] = {}
         for token in set(sylls):
             if token in self.weight or token.isdigit() or token in GENERIC_WORDS or token == GAP:
@@ -176,8 +205,8 @@ class KnowledgeIndex:
             if telex != token and (telex in self.weight or telex in GENERIC_WORDS):
                 corrections[token] = telex
                 continue
-            if len(token) < 4:
-                continue
+            if len(token) < 4 or token in VIETNAMESE_SYLLABLES:
+                continue  # a real word the index does not use is no typo (pairs of real words: `_mend_pairs`)
             best = process.extractOne(token, self.vocabulary, scorer=OSA.normalized_similarity, score_cutoff=0.74)
             if best is not None:
                 corrections[token] = best[0]
@@ -186,7 +215,9 @@ class KnowledgeIndex:
         sylls, pair_fixes = self._mend_pairs(sylls)
         corrections.update(pair_fixes)
         if corrections:
-            normalized = " ".join("mat" if s == GAP else s for s in sylls)
+            # Only the mended words change: punctuation, "thì" and a muted "mất" stay as written (they are
+            # gaps in the syllables, and writing a gap back as a word would invent a "mất" the citizen never typed).
+            normalized = " ".join(new if new != old else token for token, old, new in zip(written, as_written, sylls))
         feats = text_features(normalized)
         mended = set(corrections.values())
         weights: dict[str, float] = {}
@@ -254,43 +285,46 @@ class KnowledgeIndex:
         total = sum(weights.values())
         if total <= 0:
             return []
-        cover: dict[str, float] = defaultdict(float)
-        dots: dict[int, float] = defaultdict(float)
-        alias_hits: dict[int, float] = defaultdict(float)
-        paired: set[int] = set()
+        cover = np.zeros(len(self._ids))
+        dots = np.zeros(len(self._phrase_norm))
+        alias_hits = np.zeros(len(self._alias_total))
+        paired = np.zeros(len(self._alias_total), dtype=bool)
         for f, w in weights.items():
             if w >= COVER_MIN_WEIGHT:
-                for entry_id in self._entry_postings.get(f, ()):
-                    cover[entry_id] += w
+                postings = self._entry_postings.get(f)
+                if postings is not None:
+                    cover[postings] += w  # a feature's postings name each entry once: no repeats to lose
             base = self.weight.get(f)
             if base is None or base < PHRASE_MIN_WEIGHT:
                 continue
-            for idx in self._phrase_postings.get(f, ()):
-                dots[idx] += w * base
-            for idx in self._alias_postings.get(f, ()):
-                alias_hits[idx] += base
+            postings = self._phrase_postings.get(f)
+            if postings is not None:
+                dots[postings] += w * base
+            postings = self._alias_postings.get(f)
+            if postings is not None:
+                alias_hits[postings] += base
                 if " " in f:
-                    paired.add(idx)
+                    paired[postings] = True
+        found = np.flatnonzero(cover)
+        if not len(found):
+            return []
         qnorm = math.sqrt(sum(w * w for w in weights.values() if w >= PHRASE_MIN_WEIGHT)) or 1.0
-        best_alias: dict[str, float] = defaultdict(float)
-        for idx, hit in alias_hits.items():
-            if self._alias_needs_pair[idx] and idx not in paired:
-                continue
-            share = hit / self._alias_total[idx]
-            owner = self._alias_owner[idx]
-            if share > best_alias[owner]:
-                best_alias[owner] = share
-        best_phrase: dict[str, float] = defaultdict(float)
-        owners, norms = self._phrase_owner, self._phrase_norm
-        for idx, dot in dots.items():
-            sim = dot / (qnorm * norms[idx])
-            owner = owners[idx]
-            if sim > best_phrase[owner]:
-                best_phrase[owner] = sim
-        ranked = heapq.nlargest(limit, (
-            (COVER_WEIGHT * c / total + PHRASE_WEIGHT * best_phrase[e] + ALIAS_WEIGHT * best_alias.get(e, 0.0), e, c / total)
-            for e, c in cover.items()
-        ))
-        return [Match(e, score, share, best_phrase[e], best_alias.get(e, 0.0)) for score, e, share in ranked]
+        best_alias = np.zeros(len(self._ids))
+        named = np.flatnonzero(alias_hits * (paired | ~self._alias_needs_pair))
+        np.maximum.at(best_alias, self._alias_owner[named], alias_hits[named] / self._alias_total[named])
+        best_phrase = np.zeros(len(self._ids))
+        touched = np.flatnonzero(dots)
+        np.maximum.at(best_phrase, self._phrase_owner[touched], dots[touched] / (qnorm * self._phrase_norm[touched]))
+        share = cover[found] / total
+        scores = COVER_WEIGHT * cover[found] / total + PHRASE_WEIGHT * best_phrase[found] + ALIAS_WEIGHT * best_alias[found]
+        if len(found) > limit:  # the best `limit` and every entry tied with the last of them
+            keep = np.flatnonzero(scores >= np.partition(scores, len(scores) - limit)[len(scores) - limit])
+        else:
+            keep = range(len(found))
+        ranked = heapq.nlargest(limit, ((float(scores[i]), self._ids[found[i]], float(share[i]), int(found[i])) for i in keep))
+        return [Match(e, score, cover_share, float(best_phrase[at]), float(best_alias[at])) for score, e, cover_share, at in ranked]
 
 
+def _arrays(postings: dict[str, list[int]]) -> dict[str, np.ndarray]:
+    """Posting lists as arrays of positions."""
+    return {f: np.array(positions, dtype=np.int32) for f, positions in postings.items()}

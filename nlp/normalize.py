@@ -12,7 +12,7 @@ import unicodedata
 
 from nlp.teencode import CONTEXT_SENSITIVE, TEENCODE
 
-MAX_QUESTION_CHARS = 600  # longer messages are read only this far; nobody asks a question in 10,000 chars
+MAX_QUESTION_CHARS = 4096  # the whole of a Telegram message (its limit); Zalo allows 2,000
 
 
 def _build_fold_table() -> dict[int, str]:
@@ -34,7 +34,19 @@ _MARKDOWN = re.compile(r"[*_`~#>|\[\]{}]")
 _WORD = re.compile(r"[^\W_]+(?:[./-][^\W_]+)*", re.UNICODE)
 _TOKEN = re.compile(r"[^\W_]+(?:[./-][^\W_]+)*|[,.;:!?…]", re.UNICODE)  # words and clause punctuation
 CLAUSE_MARKS = frozenset(",.;:!?…")
-_REPEAT = re.compile(r"([^\W\d_])\1{2,}\b", re.UNICODE)  # "khôngggg" -> "không"
+# Characters kept as they are (printable, not symbols): a text made only of these skips the slow
+# character-by-character filter of `clean` (entries' long texts are cleaned by the thousand).
+_PLAIN = frozenset(
+    ch for code in (*range(0x20, 0x7F), *range(0xC0, 0x250), *range(0x1E00, 0x1F00), *range(0x2010, 0x2027))
+    if (ch := chr(code)).isprintable() and unicodedata.category(ch)[0] != "S"
+)
+_REPEAT = re.compile(r"[^\W\d_]*?([^\W\d_])\1{2,}\b", re.UNICODE)  # "khôngggg" -> "không"
+
+
+def _unrepeat(found: re.Match) -> str:
+    """A letter held down ("khôngggg") typed once; abbreviations that end so ("pccc") are left alone."""
+    word = found.group(0)
+    return word if word in TEENCODE else word[: found.start(1) - found.start(0) + 1]
 
 
 def fold(text: str) -> str:
@@ -48,8 +60,9 @@ def clean(text: str) -> str:
     text = html.unescape(_TAG.sub(" ", text))
     text = _URL.sub(" ", text)
     text = _MARKDOWN.sub(" ", text)
-    text = "".join(ch if ch.isprintable() and unicodedata.category(ch)[0] != "S" else " " for ch in text)
-    text = _REPEAT.sub(r"\1", text.lower())
+    if not _PLAIN.issuperset(text):
+        text = "".join(ch if ch.isprintable() and unicodedata.category(ch)[0] != "S" else " " for ch in text)
+    text = _REPEAT.sub(_unrepeat, text.lower())
     return " ".join(text.split())[:MAX_QUESTION_CHARS]
 
 
@@ -76,7 +89,13 @@ def expand_at(tokens: list[str], index: int) -> str:
 
 def expand_teencode(tokens: list[str]) -> list[str]:
     """Replace chat abbreviations and teencode by standard words ("ko" -> "không", "cccd" -> ...)."""
-    return " ".join(expand_at(tokens, i) for i in range(len(tokens))).split()
+    out: list[str] = []
+    for i, token in enumerate(tokens):
+        if token in TEENCODE or token in CONTEXT_SENSITIVE:
+            out.extend(expand_at(tokens, i).split())
+        else:
+            out.append(token)
+    return out
 
 
 def normalize(text: str) -> str:

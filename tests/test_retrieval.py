@@ -1,0 +1,204 @@
+"""Retrieval at catalogue scale (issue 11): the matcher and BM25 fused into one list of candidates,
+everyday names for national records, the abbreviations citizens type, and whole long messages.
+
+Catalogue-scale cases run on the starter entries plus the project's sample of national records
+(tests/data/national_sample.jsonl.gz), as an office that imported the catalogue would have them.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import NATIONAL_SAMPLE
+
+from knowledge.catalog import Catalog, entry_text
+from knowledge.dvcqg import load_catalogue
+from knowledge.starter import read_starter
+from nlp.aspects import strip_aspect_phrases
+from nlp.names import everyday_names
+from nlp.normalize import MAX_QUESTION_CHARS, fold, normalize
+from nlp.retrieval import Retrieval, retrieve
+
+PASSPORT = "1.001456"  # Cấp hộ chiếu phổ thông ở trong nước (starter)
+LOST_PASSPORT = "1.010386"  # Trình báo mất hộ chiếu phổ thông (starter)
+RENOUNCE_NATIONALITY = "2.002036"  # Thôi quốc tịch Việt Nam ở trong nước (national record, no alias of its own)
+FIRE_SAFETY_CHECK = "3.000493"  # Nghiệm thu về phòng cháy chữa cháy (đối với dự án ...)
+VEHICLE_NEW_OWNER = "1.013076"  # Cấp chứng nhận đăng ký xe, biển số xe trong trường hợp thay đổi chủ xe
+SECURITY_CERTIFICATES = {"2.001478", "2.001402", "1.003204", "1.003176"}  # Giấy chứng nhận đủ điều kiện về an ninh, trật tự
+
+
+@pytest.fixture(scope="module")
+def national() -> Catalog:
+    """The starter entries and the sample of national records, as after importing the catalogue."""
+    starter = read_starter()
+    known = {entry.id for entry in starter}
+    return Catalog.from_entries(starter + [e for e in load_catalogue(NATIONAL_SAMPLE) if e.id not in known])
+
+
+def ask(index, question: str) -> Retrieval:
+    normalized = normalize(question)
+    return retrieve(index, normalized, strip_aspect_phrases(fold(normalized)))
+
+
+def top(index, question: str) -> str:
+    return ask(index, question).candidates[0].entry_id
+
+
+# --------------------------------------------------------------------------- "mất" after a typo correction
+
+@pytest.mark.parametrize("question", ["làm hộ chiếuu, hồ sơ gồm gì", "làm hộ chiếuu thì cần giấy tờ gì"])
+def test_a_comma_or_thi_after_a_typo_does_not_become_the_word_mat(index, question):
+    query = index.analyse(normalize(question))
+    assert query.corrections, "the question has a typo to mend"
+    assert not any("mat" in feature.split() for feature in query.weights)
+    # Making a passport is not reporting one lost.
+    assert index.search(query, limit=1)[0].entry_id == PASSPORT
+    assert top(index, question) == PASSPORT
+
+
+def test_a_muted_mat_before_a_cost_word_stays_muted_after_a_typo(index):
+    query = index.analyse(normalize("làm hộ chiếuu mất bao lâu"))
+    assert "mat" not in query.weights
+    assert top(index, "làm hộ chiếuu mất bao lâu") == PASSPORT
+
+
+def test_losing_a_passport_is_still_found_after_a_typo(index):
+    assert top(index, "bị mất hộ chiếuu thì làm sao") == LOST_PASSPORT
+
+
+# --------------------------------------------------------------------------- the fused list
+
+def test_candidates_carry_both_retrievers_and_are_sorted_by_the_fusion(national):
+    found = ask(national.index, "cấp hộ chiếu phổ thông cần giấy tờ gì")
+    candidates = found.candidates
+    assert candidates[0].entry_id == PASSPORT
+    best = candidates[0]
+    assert best.matcher_rank == 0 and best.lexical_rank is not None and best.lexical > 0
+    assert best.alias_hit > 0 and best.score > 0 and best.cover > 0
+    assert [c.fused for c in candidates] == sorted((c.fused for c in candidates), reverse=True)
+    assert all(0.0 <= c.lexical <= 1.0 for c in candidates)
+    assert max(c.lexical for c in candidates) == pytest.approx(1.0)
+    assert found.query.content_weight > 0
+
+
+def test_equivalents_are_one_candidate_under_the_canonical_id(national):
+    index = national.index
+    candidates = ask(index, "cấp đổi giấy chứng nhận đủ điều kiện về an ninh trật tự").candidates
+    ids = [c.entry_id for c in candidates]
+    assert len(ids) == len(set(ids))
+    assert all(index.canonical(i) == i for i in ids)
+    assert len(SECURITY_CERTIFICATES & {index.canonical(i) for i in ids}) >= 1
+
+
+def test_an_entry_only_bm25_finds_is_a_candidate(national):
+    # "Bảng kê lượng tiền mặt" is one of the papers of a customs procedure, in none of its names.
+    candidates = ask(national.index, "bảng kê lượng tiền mặt").candidates
+    only_lexical = [c for c in candidates if c.matcher_rank is None]
+    assert only_lexical and only_lexical[0].lexical_rank is not None and only_lexical[0].score == 0.0
+
+
+def test_bm25_finds_a_record_by_a_paper_it_asks_for(national):
+    # "02 bản chà số máy, số khung của xe" is in the record's documents only.
+    entry = national.get(VEHICLE_NEW_OWNER)
+    assert "chà" not in entry.name.lower() and not any("chà" in a.lower() for a in entry.aliases)
+    best = ask(national.index, "bản chà số khung số máy xe").candidates[0]
+    assert best.entry_id == VEHICLE_NEW_OWNER and best.lexical_rank == 0
+
+
+def test_words_no_entry_uses_give_no_candidates(index):
+    assert ask(index, "xyzzy qwerty").candidates == []
+
+
+def test_a_changed_entry_is_found_by_its_new_document_after_a_rebuild(national):
+    question = "đóng góp quỹ khuyến học của làng"
+    entry = national.entries[RENOUNCE_NATIONALITY]
+    assert RENOUNCE_NATIONALITY not in [c.entry_id for c in ask(national.index, question).candidates]
+    paper = type(entry.documents[0])(name="Giấy xác nhận đã đóng góp cho quỹ khuyến học của làng")
+    changed = entry.model_copy(update={"documents": [*entry.documents, paper]})
+    rebuilt = Catalog.from_entries([changed if e.id == entry.id else e for e in national.entries.values()])
+    found = {c.entry_id: c for c in ask(rebuilt.index, question).candidates}
+    assert found[RENOUNCE_NATIONALITY].lexical_rank == 0
+
+
+# --------------------------------------------------------------------------- everyday names of national records
+
+@pytest.mark.parametrize(("official", "everyday"), [
+    ("Thủ tục cấp hộ chiếu phổ thông ở trong nước (thực hiện tại cấp tỉnh)", "cấp hộ chiếu phổ thông"),
+    ("Thôi quốc tịch Việt Nam ở trong nước", "Thôi quốc tịch Việt Nam"),
+    ("Trình tự, thủ tục điều chỉnh quy hoạch cục bộ cảng hàng không, sân bay", "điều chỉnh quy hoạch cục bộ cảng hàng không, sân bay"),
+    ("Cấp Giấy chứng nhận cơ sở đủ điều kiện nuôi trồng thủy sản theo yêu cầu của tổ chức, cá nhân",
+     "Cấp Giấy chứng nhận cơ sở đủ điều kiện nuôi trồng thủy sản"),
+    ("Điều chỉnh kế hoạch phát triển nhà ở cấp tỉnh", "Điều chỉnh kế hoạch phát triển nhà ở"),
+    ("Nghiệm thu về phòng cháy chữa cháy (đối với dự án đầu tư xây dựng công trình, phương tiện giao thông)",
+     "Nghiệm thu về phòng cháy chữa cháy"),
+])
+def test_everyday_names_drop_the_boilerplate_of_official_names(official, everyday):
+    assert everyday in everyday_names(official)
+
+
+def test_a_long_case_after_doi_voi_gives_a_shorter_name_too():
+    names = everyday_names("Quyết toán thuế thu nhập cá nhân đối với hộ kinh doanh, cá nhân kinh doanh trên sàn thương mại")
+    assert "Quyết toán thuế thu nhập cá nhân" in names
+
+
+def test_a_name_listing_verbs_gives_one_name_per_verb():
+    names = everyday_names("Cấp, cấp lại Giấy phép liên vận giữa Việt Nam và Lào")
+    assert {"Cấp Giấy phép liên vận giữa Việt Nam và Lào", "cấp lại Giấy phép liên vận giữa Việt Nam và Lào"} <= set(names)
+
+
+def test_a_short_head_is_no_name_of_its_own():
+    # "cấp đổi Giấy phép" alone would name every licence there is.
+    assert "cấp đổi Giấy phép" not in everyday_names("Thủ tục cấp đổi Giấy phép đối với tổ chức tài chính vi mô")
+
+
+def test_derived_names_are_aliases_only_of_entries_nobody_described(national):
+    record = entry_text(national.entries[RENOUNCE_NATIONALITY])
+    assert "Thôi quốc tịch Việt Nam" in record.aliases
+    curated = national.entries[PASSPORT]
+    assert entry_text(curated).aliases == tuple(a for a in (curated.short_name, *curated.aliases) if a)
+
+
+def test_a_national_record_is_named_by_its_everyday_name(national):
+    found = ask(national.index, "cho hỏi thủ tục xin thôi quốc tịch việt nam").candidates[0]
+    assert found.entry_id == RENOUNCE_NATIONALITY and found.alias_hit == pytest.approx(1.0)
+    no_diacritics = ask(national.index, "thu tuc xin thoi quoc tich viet nam").candidates[0]
+    assert no_diacritics.entry_id == RENOUNCE_NATIONALITY
+
+
+def test_entries_carry_their_body_for_bm25(national):
+    text = entry_text(national.entries[VEHICLE_NEW_OWNER])
+    assert any("chà số máy" in part for part in text.body)
+
+
+# --------------------------------------------------------------------------- abbreviations citizens type
+
+@pytest.mark.parametrize(("typed", "meant"), [
+    ("giấy ANTT", "giấy an ninh trật tự"),
+    ("đóng BHTN", "đóng bảo hiểm thất nghiệp"),
+    ("cấp lại C/O", "cấp lại giấy chứng nhận xuất xứ"),
+    ("nghiệm thu PCCC", "nghiệm thu phòng cháy chữa cháy"),
+    ("sổ BHXH", "sổ bảo hiểm xã hội"),
+    ("thẻ BHYT", "thẻ bảo hiểm y tế"),
+    ("GCN QSDĐ", "giấy chứng nhận quyền sử dụng đất"),
+    ("đổi GPLX", "đổi giấy phép lái xe"),
+    ("khôngggg", "không"),
+])
+def test_abbreviations_are_expanded(typed, meant):
+    assert normalize(typed) == meant
+
+
+def test_an_abbreviation_finds_its_national_record(national):
+    assert top(national.index, "xin giấy ANTT để mở quán karaoke") in SECURITY_CERTIFICATES
+    assert top(national.index, "nghiệm thu pccc cho quán karaoke") == FIRE_SAFETY_CHECK
+
+
+# --------------------------------------------------------------------------- long messages
+
+def test_a_message_as_long_as_telegram_allows_is_read_to_its_end(index):
+    story = ("Chào anh chị, nhà em ở xóm trên, bố mẹ đi làm xa, em ở với ông bà đã lâu, "
+             "hôm trước lên ủy ban thì cán bộ bận nên chưa hỏi được. ")
+    question = " Cho em hỏi làm hộ chiếu phổ thông cần giấy tờ gì ạ"
+    text = (story * 60)[: 4096 - len(question)] + question
+    assert len(text) == 4096 and MAX_QUESTION_CHARS >= 4096
+    normalized = normalize(text)
+    assert normalized.endswith("làm hộ chiếu phổ thông cần giấy tờ gì ạ")
+    assert PASSPORT in [c.entry_id for c in ask(index, text).candidates[:3]]
