@@ -1,9 +1,36 @@
-"""What a question asks about a procedure: its fee, its papers, how long, where, online, by post..."""
+"""What a question asks about a procedure: its fee, its papers, how long, where, online, by post...
+
+The decision is a linear model: multinomial logistic regression over three TF-IDF feature spaces of the folded
+question (word 1-3-grams; character 3-4-grams, robust to typos; the first and last words, where a heading or a
+question names what it asks). It is trained at first use, in about a second, on the labelled questions in
+`nlp/training/`: the project's own `aspects.jsonl` and the train split of any `questions_*.jsonl`. Lines marked
+`"split": "check"` are never trained on: they measure the model on questions it has not seen. A question is then
+scored by a few dictionary look-ups and one small matrix product (well under a millisecond).
+
+How questions are labelled, hence what the model learns: "how do I ..." asks for the whole procedure (overview,
+then its steps); a deadline the citizen must meet ("bao lâu phải đi khai tử") and a wait before a right ("nghỉ việc
+bao lâu thì được rút BHXH") are conditions; only the office's processing time is a duration.
+"""
 
 from __future__ import annotations
 
+import logging
+import math
 import re
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+
+from nlp.labelled import labelled_lines
+
+log = logging.getLogger(__name__)
 
 
 class Aspect(StrEnum):
@@ -19,55 +46,247 @@ class Aspect(StrEnum):
     LEGAL = "legal"
 
 
-# Patterns run on folded text (no diacritics), so each covers both ways of typing.
-_NOT_MONEY = r"(?! (ngay|lau|thang|tuoi|nam|buoi|lan|tieng|gio|ban\b|nguoi|cai))"
-_PATTERNS: dict[Aspect, str] = {
-    Aspect.FEE: r"le phi|\bphi\b|bao nhieu tien|(het|mat|ton) (bao nhieu|bn)" + _NOT_MONEY + r"|\bbao nhieu\b" + _NOT_MONEY + r"\s*$"
-    r"|(mat|het|ton) tien|gia (bao nhieu|ca|tien)|bang gia|chi phi|mien phi|nop phi|tra phi|ton kem|giam phi|(tien|gia) cuoc|cuoc (phi|gui|buu)|bao nhieu tien|re hon|dat hon|giam (gia|phi|tien|le phi)|duoc giam",
-    Aspect.DURATION: r"((mat|het|ton) )?bao lau|(mat )?may ngay|may ngay|bao nhieu ngay|may hom|may thang|(?<!chua )bao gio (thi )?(co|xong|lay|nhan|duoc)|khi nao (thi )?(co|xong|lay|nhan|duoc)"
-    r"|thoi gian|thoi han|lay (ngay|luon)|trong ngay|cho (may|bao)|mat may|ngay lam viec|han giai quyet|bao nhieu ngay|bao nhieu lau|nhanh khong|lau khong",
-    Aspect.DOCUMENTS: r"giay to|ho so gom|ho so can|thanh phan|can (nhung )?gi\b|can mang|mang (theo )?(nhung )?gi\b|chuan bi|can nhung|nop (nhung )?gi\b"
-    r"|(gom|can|mang|nop|chuan bi) nhung gi\b|giay gi\b|mang gi\b|ban goc|ban photo|can (co )?nhung|co can (co )?(giay|ban|anh|mang|nop)|giay kham|ho so (gi|nhung gi)\b|can (nhung )?ho so",
-    Aspect.PLACE: r"o dau|(di|ra|den|len|toi|nop|lam) dau\b|bao cho ai|cho nao|noi nao|co quan nao|nop tai|lam tai|den dau|tai dau|ben nao|phong nao|co quan gi|dia chi|xa nao|phuong nao|cap nao"
-    r"|noi (nguoi|minh|con|dang|o|co|sinh|thuong tru|tam tru)|hay noi|ve que|ra (xa|phuong)|o xa",
-    Aspect.ONLINE: r"online|onl\b|truc tuyen|(tren|qua|bang|tai) (vneid|dvc|app)|vneid (duoc|dc)|dvc|qua mang|tren mang|dich vu cong|\bapp\b|ung dung|toan trinh|tai khoan|dang nhap|internet|website|\bweb\b|cong dvc",
-    Aspect.POSTAL: r"buu dien|buu chinh|(nhan|giao|tra|gui|ship)\b.{0,25}\b(tai|ve|den) nha|gui (qua|ve)|ship|chuyen phat|giao (ve|tan)|nhan (o|tai) nha|qua buu|vnpost",
-    Aspect.STEPS: r"cac buoc|nhung buoc|buoc nao|quy trinh|trinh tu|tien hanh|cach (lam|khai|dang)|the nao\b.*\bbuoc|lam gi tiep|nop tiep",
-    Aspect.CONDITIONS: r"dieu kien|truong hop nao|co phai|bat buoc|ai duoc|ai (phai|co the)|bao nhieu tuoi|du tuoi|co bi|bi phat"
-    r"|co can|khong can|co kip|duoc phep|thi lai|co duoc|duoc khong|phai khong|co the|moi (duoc|lam)",
-    Aspect.LEGAL: r"can cu|\bluat\b|nghi dinh|thong tu|quyet dinh so|van ban|quy dinh (nao|o dau|cua)|dieu may|phap ly|nam o",
-}
-_COMPILED = {aspect: re.compile(rf"\b(?:{pattern})\b") for aspect, pattern in _PATTERNS.items()}
+TRAINING_DIR = Path(__file__).resolve().parent / "training"
+# The project's aspect-labelled questions, and the questions labelled for the rest of the understanding.
+TRAINING_FILES = ("aspects.jsonl", "questions_*.jsonl")
+_ASPECTS = list(Aspect)
+_VALUES = {a.value for a in Aspect}
 
-# Phrases in which an aspect word is really part of the procedure ("gia hạn tạm trú" is not a price).
-_MASKS = re.compile(r"gia han|gia dinh")
+# A question labelled with several aspects is learnt once per aspect, the later ones weighing less: the model
+# learns which one to answer first and that the others are asked too.
+_LATER_LABEL_WEIGHT = 0.5
+# Beside the most probable aspect, the answer also gives the runner-up when it is this probable ("Thời hạn sang
+# tên xe?": the duration and the deadline) ...
+SECOND_LIKELY = 0.35
+# ... and an aspect that one clause of the question, read alone, asks this surely ("nộp ở đâu và cần giấy gì":
+# place, then documents). The whole question alone is too sure of its first aspect to tell that a second is asked.
+CLAUSE_SURE = 0.75
+_MAX_ASPECTS = 3
 
-# "làm thế nào", "có được không" are said of everything; they only count when nothing specific is asked.
-_WEAK = {Aspect.CONDITIONS}
-_WHAT_IS = re.compile(r"\bla (gi|sao)\b")
-# When a question names two strong aspects, keep both; this order breaks ties for the first.
-_PRIORITY = [Aspect.STEPS, Aspect.FEE, Aspect.DURATION, Aspect.POSTAL, Aspect.ONLINE, Aspect.DOCUMENTS, Aspect.PLACE, Aspect.LEGAL, Aspect.CONDITIONS]
+# Chosen on the check splits of nlp/training/ (the measurement sets were only watched, for falls).
+_REGULARISATION = 10.0  # logistic regression's C
+_TOLERANCE = 1e-3  # converged enough: tighter changes a handful of answers either way on the check splits, six times slower
+_CHAR_SIZES = (3, 4)
+_MIN_DF = 2  # a word or character group seen in one question only says nothing general
+_SOLVER = "saga"  # a fraction of the memory of lbfgs (which keeps ten copies of the coefficients), as fast
+_HEAD_WORDS, _END_WORDS = 4, 7
+_WORD = re.compile(r"\w+")
+
+
+def _words(folded: str) -> list[str]:
+    return _WORD.findall(folded.lower())
+
+
+def _word_grams(folded: str) -> list[str]:
+    """Word 1-3-grams: "le phi", "o dau", "bao lau thi co"."""
+    words = _words(folded)
+    grams = list(words)
+    for n in (2, 3):
+        grams.extend(" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
+    return grams
+
+
+def _char_grams(folded: str) -> list[str]:
+    """Character 3-4-grams across word boundaries: robust to typos and run-together words ("bnhieu", "ld")."""
+    text = f" {' '.join(_words(folded))} "
+    return [text[i:i + n] for n in _CHAR_SIZES for i in range(len(text) - n + 1)]
+
+
+def _edge_grams(folded: str) -> list[str]:
+    """Word 1-2-grams of the first and last few words, marked: headings name the aspect first ("Thời gian cấp ...?"),
+    questions last ("... thì cần giấy gì"), however long the procedure's name or the story in between."""
+    words = _words(folded)
+    head, end = words[:_HEAD_WORDS], words[-_END_WORDS:]
+    grams = [f"^{w}" for w in head] + [f"^{a} {b}" for a, b in pairwise(head)]
+    return grams + [f"{w}$" for w in end] + [f"{a} {b}$" for a, b in pairwise(end)]
+
+
+# Each feature space with its weight: the words say most, the characters and the edges refine.
+_SPACES: tuple[tuple[Callable[[str], list[str]], float], ...] = ((_word_grams, 1.5), (_char_grams, 1.0), (_edge_grams, 1.0))
+
+
+@dataclass(frozen=True)
+class _Space:
+    """One TF-IDF feature space (sublinear tf, l2-normalised, then weighted) with the model's coefficients folded in."""
+
+    analyzer: Callable[[str], list[str]]
+    index: dict[str, int]
+    idf: np.ndarray  # (features,)
+    weights: np.ndarray  # (features, aspects): space weight x idf x the model's coefficients
+
+    def logits(self, folded: str) -> np.ndarray | None:
+        counts = Counter(g for g in self.analyzer(folded) if g in self.index)
+        if not counts:
+            return None
+        rows = np.fromiter((self.index[g] for g in counts), dtype=np.int64, count=len(counts))
+        tf = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
+        norm = math.sqrt(float(np.sum((tf * self.idf[rows]) ** 2)))
+        return (tf / norm) @ self.weights[rows]
+
+
+@dataclass(frozen=True)
+class _Model:
+    spaces: tuple[_Space, ...]
+    intercept: np.ndarray  # (aspects,)
+
+    def probabilities(self, folded: str) -> np.ndarray:
+        z = self.intercept.copy()
+        for space in self.spaces:
+            part = space.logits(folded)
+            if part is not None:
+                z += part
+        z = np.exp(z - z.max())
+        return z / z.sum()
+
+
+def training_examples(split: str = "train") -> Iterator[tuple[str, list[Aspect]]]:
+    """(question, aspects asked, the one to answer first first) of one split of the labelled files."""
+    for item in labelled_lines(p for pattern in TRAINING_FILES for p in sorted(TRAINING_DIR.glob(pattern))):
+        labels = item.get("aspect")
+        if item.get("split", "train") != split or not item.get("q") or not labels:
+            continue
+        aspects = [Aspect(a) for a in (labels if isinstance(labels, list) else [labels]) if a in _VALUES]
+        if aspects:
+            yield item["q"], list(dict.fromkeys(aspects))
+
+
+def _train() -> _Model:
+    """Fit the model on the train split: the same files give the same model."""
+    from scipy.sparse import diags, hstack
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    from nlp.normalize import fold, normalize
+
+    # A question and its unaccented twin fold to one text: learn it once, with their weights added.
+    weighed: dict[tuple[str, int], float] = {}
+    for question, aspects in training_examples("train"):
+        folded = fold(normalize(question))
+        for rank, aspect in enumerate(aspects):
+            key = (folded, _ASPECTS.index(aspect))
+            weighed[key] = weighed.get(key, 0.0) + (1.0 if rank == 0 else _LATER_LABEL_WEIGHT)
+    targets = [target for _, target in weighed]
+    if len(set(targets)) < 2:
+        raise ValueError(f"no aspect-labelled questions in {TRAINING_DIR}")
+    texts = [text for text, _ in weighed]
+    vectorizers = [TfidfVectorizer(analyzer=analyzer, sublinear_tf=True, norm=None, min_df=_MIN_DF) for analyzer, _ in _SPACES]
+    parts = []
+    for vectorizer, (_, weight) in zip(vectorizers, _SPACES):
+        part = vectorizer.fit_transform(texts).tocsr()
+        norms = np.sqrt(np.asarray(part.multiply(part).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        parts.append(diags(weight / norms) @ part)
+    model = LogisticRegression(C=_REGULARISATION, tol=_TOLERANCE, max_iter=1000, solver=_SOLVER, random_state=0)
+    with threadpool_limits(1):  # several BLAS threads on so small a problem are ten times slower, not faster
+        model.fit(hstack(parts).tocsr(), targets, sample_weight=list(weighed.values()))
+    # An aspect nobody labelled gets no chance, rather than shifting the others' columns.
+    coef = np.zeros((len(_ASPECTS), model.coef_.shape[1]))
+    intercept = np.full(len(_ASPECTS), -1e3)
+    coef[model.classes_] = model.coef_
+    intercept[model.classes_] = model.intercept_
+    spaces, start = [], 0
+    for vectorizer, (analyzer, weight) in zip(vectorizers, _SPACES):
+        size = len(vectorizer.vocabulary_)
+        idf = vectorizer.idf_.astype(np.float64)
+        weights = weight * idf[:, None] * coef[:, start:start + size].T
+        spaces.append(_Space(analyzer, dict(vectorizer.vocabulary_), idf, np.ascontiguousarray(weights)))
+        start += size
+    return _Model(tuple(spaces), intercept)
+
+
+def _untrained() -> _Model:
+    """Without training data every question asks for the whole procedure: answers stay right, only less focused."""
+    intercept = np.full(len(_ASPECTS), -1e3)
+    intercept[_ASPECTS.index(Aspect.OVERVIEW)] = 0.0
+    return _Model((), intercept)
+
+
+_lock = threading.Lock()
+_model: _Model | None = None
+
+
+def _get_model() -> _Model:
+    global _model
+    if _model is None:
+        with _lock:
+            if _model is None:
+                try:
+                    _model = _train()
+                except (OSError, ValueError) as error:
+                    log.error("aspect model not trained, every question gets the overview: %s", error)
+                    _model = _untrained()
+    return _model
+
+
+def prepare() -> None:
+    """Train now (at start-up) rather than on the first question."""
+    _get_model()
+
+
+@lru_cache(maxsize=4096)
+def _probabilities(folded: str) -> tuple[float, ...]:
+    return tuple(float(p) for p in _get_model().probabilities(folded))
+
+
+def aspect_scores(folded: str) -> dict[Aspect, float]:
+    """How likely each aspect is the one asked first (they sum to 1), most likely first."""
+    return dict(sorted(zip(_ASPECTS, _probabilities(folded)), key=lambda pair: -pair[1]))
+
+
+# Not "còn", "rồi": folded they are also "con" (a child) and the "rồi" of a story ("đã nộp rồi").
+_CLAUSE_BREAK = re.compile(r"[,;:?!.]+|\b(?:va|voi lai|hay la|them nua la|ngoai ra)\b")
+
+
+def _clauses(folded: str) -> list[str]:
+    """The clauses of a question, each of which may ask something of its own."""
+    return [c for c in _CLAUSE_BREAK.split(folded) if len(_words(c)) >= 2]
 
 
 def detect_aspects(folded: str) -> list[Aspect]:
-    """Aspects asked, most important first; empty when the question asks about the procedure as a whole."""
-    text = _MASKS.sub(" ", folded)
-    found = {aspect: m.start() for aspect, pattern in _COMPILED.items() if (m := pattern.search(text))}
-    if _WHAT_IS.search(text) and not any(a in found for a in (Aspect.FEE, Aspect.DURATION, Aspect.DOCUMENTS)) \
-            and "dieu kien" not in text:
-        return [Aspect.OVERVIEW]  # "tạm vắng là gì": what the procedure is
-    strong = [a for a in _PRIORITY if a in found and a not in _WEAK]
-    if set(strong) == {Aspect.DOCUMENTS, Aspect.PLACE}:
-        return [Aspect.OVERVIEW, *strong]  # "ở đâu và cần những gì": the whole procedure is wanted
-    if strong:
-        return strong
-    weak = [a for a in _PRIORITY if a in found]
-    return weak
+    """Aspects asked, most important first; empty when the question asks about the procedure as a whole.
+
+    The first is the whole question's most probable aspect (a clause alone may be a story: "tôi đã nộp lệ phí
+    rồi, ..."); the others come from the runner-up and from what single clauses surely ask."""
+    scores = aspect_scores(folded)
+    first, second = list(scores)[:2]
+    also = [second] if scores[second] >= SECOND_LIKELY and second != Aspect.OVERVIEW else []
+    clauses = _clauses(folded)
+    if len(clauses) > 1:
+        for clause in clauses:
+            aspect, p = next(iter(aspect_scores(clause).items()))
+            if p >= CLAUSE_SURE and aspect not in (first, Aspect.OVERVIEW, *also):
+                also.append(aspect)
+    also = also[:_MAX_ASPECTS - 1]
+    if first == Aspect.OVERVIEW:
+        return [Aspect.OVERVIEW, *also] if also else []
+    return [first, *also]
+
+
+# Muting, not deciding: phrases that say WHAT is asked ("lệ phí", "ở đâu", "online") count for less when the
+# matcher decides WHICH procedure is asked about (nlp/matcher.py). Folded text.
+_ASPECT_PHRASES = re.compile(r"\b(?:" + "|".join([  # noqa: FLY002 (one phrase a string, grouped by aspect)
+    # fee
+    r"le phi", r"phi", r"bao nhieu tien", r"(?:het|mat|ton) (?:bao nhieu|tien)", r"chi phi", r"mien phi", r"gia (?:bao nhieu|ca|tien)",
+    r"nop phi", r"tra phi", r"ton kem", r"giam phi",
+    # duration
+    r"(?:mat |het )?bao lau", r"(?:mat )?may ngay", r"bao nhieu ngay", r"may hom", r"may thang", r"thoi gian", r"thoi han",
+    r"bao gio", r"khi nao", r"trong ngay", r"ngay lam viec", r"lau khong", r"nhanh khong",
+    # documents
+    r"giay to", r"ho so gom", r"thanh phan ho so", r"can (?:nhung )?gi", r"(?:mang|nop|chuan bi)(?: theo)?(?: nhung)? gi",
+    r"ban goc", r"ban photo",
+    # place
+    r"o dau", r"(?:di|ra|den|len|toi|nop|lam) dau", r"cho nao", r"noi nao", r"co quan nao", r"nop tai", r"lam tai", r"tai dau",
+    r"dia chi", r"bao cho ai",
+    # online, postal
+    r"online", r"truc tuyen", r"qua mang", r"tren mang", r"dich vu cong", r"cong dich vu cong", r"toan trinh", r"ung dung", r"app",
+    r"buu dien", r"buu chinh", r"gui ve nha", r"tai nha", r"ship", r"chuyen phat",
+    # steps, conditions, legal
+    r"cac buoc", r"nhung buoc", r"quy trinh", r"trinh tu", r"dieu kien", r"truong hop nao", r"bat buoc", r"co duoc khong",
+    r"duoc khong", r"can cu phap ly", r"can cu", r"luat nao", r"nghi dinh (?:nao|so)", r"thong tu (?:nao|so)", r"van ban nao",
+]) + r")\b")
 
 
 def strip_aspect_phrases(folded: str) -> str:
     """The question without its aspect phrases: what is left names the procedure, if anything does."""
-    text = folded
-    for pattern in _COMPILED.values():
-        text = pattern.sub(" ", text)
-    return text
+    return _ASPECT_PHRASES.sub(" ", folded)

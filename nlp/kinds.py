@@ -1,0 +1,250 @@
+"""What kind of question a citizen asks: how to do a procedure, the law or a policy, a dossier's status, or other.
+
+A linear model (logistic regression over word 1-3-grams and character 2-5-grams of the folded text) trained at first
+use on the project's own labelled questions (`nlp/training/kinds.jsonl`, plus the "kind" of any
+`nlp/training/questions_*.jsonl`), "train" lines only: the "check" lines stay unseen to measure overfitting.
+Nothing is downloaded or unpickled; training is deterministic and takes about 0.6 s of CPU for ~2,300 questions
+(plus about 1 s to import scikit-learn), scoring one question about 0.15 ms.
+
+The hard border is between a procedure and the law. About a procedure (the bot answers from the entry): "có được
+làm X không", "điều kiện để làm X", whether one must do X in one's situation ("sửa nhà có phải xin giấy phép xây dựng
+không"), whether one can claim a benefit that a procedure pays ("có rút BHXH một lần được không"). About the law:
+"X có bị phạt không", "mức hưởng X", "X được hưởng những chế độ gì", "quy định thế nào về X", whether one must pay
+into a scheme or a tax ("doanh nghiệp bao nhiêu lao động thì phải đóng BHXH"), definitions, rights, duties.
+A procedure question taken for a law question loses its answer, so LAW is given only from `LAW_MIN_PROBABILITY` on.
+`python -m nlp.kinds [FILE.jsonl ...]` prints the cross-validated figures and the figures on labelled files.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import numpy as np
+
+from nlp.labelled import labelled_lines
+from nlp.normalize import fold, normalize
+
+TRAINING_DIR = Path(__file__).resolve().parent / "training"
+OWN_FILE = "kinds.jsonl"
+SHARED_PATTERN = "questions_*.jsonl"  # other labelled question files: their "kind" field is used when present
+REGULARIZATION = 8.0  # LogisticRegression's C, chosen by 5-fold cross-validation on the train split (2, 4, 8, 16 tried)
+LAW_MIN_PROBABILITY = 0.6  # below this a law-looking question is read as its next most likely kind (precision first)
+
+
+class QuestionKind(StrEnum):
+    PROCEDURE = "proc"
+    LAW = "law"
+    STATUS = "status"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str  # folded normalized question, the model's input
+    kind: QuestionKind
+
+
+def model_text(normalized: str) -> str:
+    """The model's input: normalized text without diacritics, so a question and its unaccented twin meet."""
+    return fold(normalized)
+
+
+def read_examples(paths: Iterable[Path], split: str | None = "train") -> list[Example]:
+    """Labelled questions of `paths` with a known kind, of the given split ("train" when a line has none)."""
+    examples = []
+    for row in labelled_lines(paths):
+        kind = row.get("kind")
+        if kind not in QuestionKind._value2member_map_ or row.get("unsure"):
+            continue
+        if split is not None and row.get("split", "train") != split:
+            continue
+        examples.append(Example(model_text(normalize(row["q"])), QuestionKind(kind)))
+    return examples
+
+
+def training_files(directory: Path = TRAINING_DIR) -> list[Path]:
+    """The project's labelled files that carry kinds, in a fixed order (training is deterministic)."""
+    own = directory / OWN_FILE
+    return ([own] if own.exists() else []) + sorted(directory.glob(SHARED_PATTERN))
+
+
+def _vectorizers():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    # Words carry the question's form ("bị phạt", "cần giấy tờ gì"); character n-grams survive typos and teencode.
+    words = TfidfVectorizer(analyzer="word", ngram_range=(1, 3), token_pattern=r"(?u)\b\w+\b", sublinear_tf=True,
+                            lowercase=False, dtype=np.float64)
+    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2, lowercase=False,
+                            dtype=np.float64)
+    return [("words", words), ("chars", chars)]
+
+
+def build_pipeline(regularization: float = REGULARIZATION):
+    """An unfitted scikit-learn pipeline: the two vectorizers and the logistic regression."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import FeatureUnion, Pipeline
+
+    classifier = LogisticRegression(C=regularization, solver="newton-cg", max_iter=1000, class_weight="balanced")
+    return Pipeline([("features", FeatureUnion(_vectorizers())), ("classifier", classifier)])
+
+
+class KindModel:
+    """A fitted pipeline, read back into plain arrays so that one question is scored in well under a millisecond."""
+
+    def __init__(self, pipeline) -> None:
+        self.pipeline = pipeline
+        classifier = pipeline.named_steps["classifier"]
+        self.kinds = [QuestionKind(label) for label in classifier.classes_]
+        self.intercept = classifier.intercept_.astype(np.float64)
+        self.blocks = []
+        start = 0
+        for _, vectorizer in pipeline.named_steps["features"].transformer_list:
+            size = len(vectorizer.vocabulary_)
+            coef = np.ascontiguousarray(classifier.coef_[:, start:start + size].T)  # one row per feature
+            self.blocks.append((vectorizer.build_analyzer(), vectorizer.vocabulary_, vectorizer.idf_, coef))
+            start += size
+
+    def logits(self, text: str) -> np.ndarray:
+        """The classifier's decision values for a folded text (tf-idf with sublinear tf, l2 per block)."""
+        total = self.intercept.copy()
+        for analyzer, vocabulary, idf, coef in self.blocks:
+            counts = Counter(index for gram in analyzer(text) if (index := vocabulary.get(gram)) is not None)
+            if not counts:
+                continue
+            indices = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
+            weights = np.fromiter((1.0 + math.log(c) for c in counts.values()), dtype=np.float64, count=len(counts))
+            weights *= idf[indices]
+            weights /= np.sqrt(weights @ weights)
+            total += weights @ coef[indices]
+        return total
+
+    def probabilities(self, text: str) -> dict[QuestionKind, float]:
+        """Probabilities of each kind for a folded text (softmax of the multinomial model), summing to 1."""
+        logits = self.logits(text)
+        exp = np.exp(logits - logits.max())
+        exp /= exp.sum()
+        return {kind: float(p) for kind, p in zip(self.kinds, exp)}
+
+
+def train(examples: list[Example], regularization: float = REGULARIZATION) -> KindModel:
+    """Fit the model on labelled examples."""
+    if len({e.kind for e in examples}) < 2:
+        raise ValueError("training kinds needs labelled questions of at least two kinds")
+    pipeline = build_pipeline(regularization)
+    pipeline.fit([e.text for e in examples], [e.kind.value for e in examples])
+    return KindModel(pipeline)
+
+
+_model: KindModel | None = None
+_lock = threading.Lock()
+
+
+def model() -> KindModel:
+    """The model trained on the project's train split, fitted once at first use."""
+    global _model
+    if _model is None:
+        with _lock:
+            if _model is None:
+                _model = train(read_examples(training_files()))
+    return _model
+
+
+def kind_scores(normalized: str) -> dict[QuestionKind, float]:
+    """Probability of each kind for a normalized question (diacritics kept or not: the same scores)."""
+    scores = model().probabilities(model_text(normalized))
+    return {kind: scores.get(kind, 0.0) for kind in QuestionKind}
+
+
+def decide(scores: dict[QuestionKind, float], law_min: float = LAW_MIN_PROBABILITY) -> QuestionKind:
+    """The kind to act on: the most likely, but LAW only when it is likely enough."""
+    ranked = sorted(scores, key=scores.__getitem__, reverse=True)
+    if ranked[0] == QuestionKind.LAW and scores[QuestionKind.LAW] < law_min:
+        return ranked[1]
+    return ranked[0]
+
+
+def question_kind(normalized: str) -> QuestionKind:
+    """What kind of question a normalized question is."""
+    return decide(kind_scores(normalized))
+
+
+# --------------------------------------------------------------------------- measuring (python -m nlp.kinds)
+
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8)
+
+
+def confusion(truth: list[QuestionKind], predicted: list[QuestionKind]) -> dict[tuple[QuestionKind, QuestionKind], int]:
+    """Counts of (true kind, predicted kind)."""
+    return Counter(zip(truth, predicted))
+
+
+def precision_recall(truth: list[QuestionKind], predicted: list[QuestionKind], kind: QuestionKind) -> tuple[float, float, int]:
+    """Precision and recall of one kind, and how many were predicted as it."""
+    hits = sum(t == p == kind for t, p in zip(truth, predicted))
+    said = sum(p == kind for p in predicted)
+    real = sum(t == kind for t in truth)
+    return (hits / said if said else 1.0), (hits / real if real else 1.0), said
+
+
+def report(name: str, truth: list[QuestionKind], scores: list[dict[QuestionKind, float]]) -> Iterator[str]:
+    """Lines describing how well the kinds were found: confusion matrix, per-kind and LAW-at-threshold figures."""
+    argmax = [max(s, key=s.__getitem__) for s in scores]
+    decided = [decide(s) for s in scores]
+    accuracy = sum(t == p for t, p in zip(truth, decided)) / len(truth)
+    yield f"== {name}: {len(truth)} questions, accuracy {accuracy:.3f} (as question_kind decides)"
+    kinds = [k for k in QuestionKind if k in truth or k in decided]
+    matrix = confusion(truth, decided)
+    yield "true \\ predicted " + " ".join(f"{k.value:>7}" for k in kinds)
+    for t in kinds:
+        yield f"{t.value:>17} " + " ".join(f"{matrix.get((t, p), 0):>7}" for p in kinds)
+    for kind in kinds:
+        p, r, n = precision_recall(truth, decided, kind)
+        yield f"  {kind.value:<6} precision {p:.3f} recall {r:.3f} (predicted {n})"
+    p, r, n = precision_recall(truth, argmax, QuestionKind.LAW)
+    yield f"  law at argmax: precision {p:.3f} recall {r:.3f} (predicted {n})"
+    for threshold in THRESHOLDS:
+        at = [QuestionKind.LAW if s[QuestionKind.LAW] >= threshold else QuestionKind.PROCEDURE for s in scores]
+        p, r, n = precision_recall(truth, at, QuestionKind.LAW)
+        yield f"  law at p >= {threshold}: precision {p:.3f} recall {r:.3f} (predicted {n})"
+
+
+def cross_validate(examples: list[Example], folds: int = 5, regularization: float = REGULARIZATION) -> Iterator[str]:
+    """Stratified k-fold figures on the training examples."""
+    from sklearn.model_selection import StratifiedKFold
+
+    texts = [e.text for e in examples]
+    labels = [e.kind for e in examples]
+    truth: list[QuestionKind] = []
+    scores: list[dict[QuestionKind, float]] = []
+    for train_at, test_at in StratifiedKFold(folds, shuffle=True, random_state=0).split(texts, labels):
+        fitted = train([examples[i] for i in train_at], regularization)
+        truth += [labels[i] for i in test_at]
+        scores += [fitted.probabilities(texts[i]) for i in test_at]
+    yield from report(f"{folds}-fold cross-validation on the train split (C={regularization})", truth, scores)
+
+
+def main(argv: list[str]) -> None:
+    """Print cross-validated figures, the check split's, and those of any labelled file given."""
+    examples = read_examples(training_files())
+    print(f"training: {len(examples)} questions, {dict(Counter(e.kind.value for e in examples))}")
+    for line in cross_validate(examples):
+        print(line)
+    fitted = model()
+    check = read_examples(training_files(), split="check")
+    for line in report("check split (unseen by training)", [e.kind for e in check], [fitted.probabilities(e.text) for e in check]):
+        print(line)
+    for name in argv:
+        rows = read_examples([Path(name)], split=None)
+        for line in report(name, [e.kind for e in rows], [fitted.probabilities(e.text) for e in rows]):
+            print(line)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
