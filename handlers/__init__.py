@@ -17,6 +17,9 @@ def build_router(catalog: Catalog | CatalogSource, settings: Settings, db: sessi
     `catalog` is a fixed Catalog or a live source (knowledge.catalog.LiveCatalog); `db` lets the
     features that keep data (unanswered questions, staff work) reach the database.
     """
+    from nlp import prepare
+
+    prepare()  # the classifiers are fitted in this process before its first question, not during it
     source = FixedCatalog(catalog) if isinstance(catalog, Catalog) else catalog
     router = Router(Context(source=source, settings=settings, db=db))
     general.register(router)

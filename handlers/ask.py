@@ -9,25 +9,51 @@ from handlers.core import Context, Router
 from handlers.messages import Button, Incoming, Reply
 from handlers.smalltalk import EMPTY_REPLY, NO_WORDS_REPLY, small_talk_reply
 from knowledge import unanswered
-from knowledge.schema import Entry
+from knowledge.schema import Entry, OnlineLevel
 from nlp import Outcome, Understanding, understand
 from nlp.aspects import Aspect
+from nlp.normalize import MAX_QUESTION_CHARS
 
 _ASPECT_BUTTONS_PER_ROW = 2
-LOW_CONFIDENCE = 0.55  # answers scored below this are kept for staff to check
+LOW_CONFIDENCE = 0.8  # answers the decision model is less sure of than this are kept for staff to check
 log = logging.getLogger(__name__)
+
+TOO_LONG = (
+    "Tin nhắn của bạn dài quá ({length} ký tự), tôi không đọc hết được. Bạn vui lòng gửi riêng câu hỏi chính, "
+    "ngắn gọn (dưới {limit} ký tự), ví dụ: \"đăng ký thường trú cần giấy tờ gì\"."
+)
+LAW = (
+    "Câu hỏi của bạn là về quy định pháp luật hoặc chính sách (quyền lợi, mức hưởng, nghĩa vụ, xử phạt…). "
+    "Tôi chỉ hướng dẫn cách làm thủ tục hành chính, nên không trả lời chắc chắn được câu này. "
+    "Bạn vui lòng hỏi cán bộ Bộ phận Một cửa hoặc cơ quan phụ trách lĩnh vực này (gõ /lienhe để xem cách liên hệ)."
+)
+LAW_RELATED = "Nếu bạn cần làm thủ tục liên quan, có thể là:"
+STATUS = (
+    "Để xem hồ sơ đã nộp đang đến đâu, bạn gửi mã hồ sơ in trên giấy tiếp nhận kèm 4 số cuối số điện thoại "
+    "hoặc số CCCD đã khai khi nộp, ví dụ: /theodoi <mã hồ sơ> 1234. Gõ /hoso để xem các hồ sơ bạn đang theo dõi."
+)
+ASK_SUBJECT = (
+    "Bạn muốn hỏi {what} của thủ tục nào ạ? Bạn gõ tên việc cần làm, ví dụ: \"{what} làm thẻ căn cước\", "
+    "\"{what} đăng ký khai sinh\", hoặc gõ /thutuc để xem danh sách."
+)
 
 
 def answer_text(incoming: Incoming, context: Context) -> list[Reply]:
     """Free text: a question about a procedure, a follow-up, small talk or a number picking a choice."""
     state = context.states.get(incoming.chat_key)
+    if len(incoming.text) > MAX_QUESTION_CHARS:
+        return [Reply(TOO_LONG.format(length=f"{len(incoming.text):,}".replace(",", "."), limit=f"{MAX_QUESTION_CHARS:,}".replace(",", ".")))]
     # After a clarifying question the citizen may just go on asking ("thế lệ phí bao nhiêu?"):
     # the first choice offered is then the best guess at what they meant.
     subject = state.last_entry_id or (state.choices[0] if state.choices else None)
     result = understand(incoming.text, context.catalog.index, subject)
     state.last_question = incoming.text
-    if result.outcome in (Outcome.UNKNOWN, Outcome.CLARIFY) or result.outcome == Outcome.ANSWER and _unsure(result):
-        reason = {Outcome.UNKNOWN: "unknown", Outcome.CLARIFY: "clarify"}.get(result.outcome, "low")
+    if result.outcome in (Outcome.UNKNOWN, Outcome.LAW, Outcome.STATUS, Outcome.ASK_SUBJECT):
+        # A question the bot could not place ends the earlier subject: a bare "lệ phí bao nhiêu?" after
+        # it must not be answered about what was asked before.
+        state.last_entry_id, state.choices = None, []
+    if result.outcome in (Outcome.UNKNOWN, Outcome.CLARIFY, Outcome.LAW) or result.outcome == Outcome.ANSWER and _unsure(result):
+        reason = {Outcome.UNKNOWN: "unknown", Outcome.CLARIFY: "clarify", Outcome.LAW: "law"}.get(result.outcome, "low")
         note_unanswered(context, incoming.text, reason, result.candidate_ids[0] if result.candidate_ids else None)
     if result.outcome == Outcome.EMPTY:
         return [Reply(EMPTY_REPLY if not incoming.text.strip() else NO_WORDS_REPLY)]
@@ -39,11 +65,38 @@ def answer_text(incoming: Incoming, context: Context) -> list[Reply]:
         return [reply]
     if result.outcome == Outcome.CLARIFY:
         return [clarify(context, incoming.chat_key, result.candidate_ids[:3], result.aspects)]
+    if result.outcome == Outcome.LAW:
+        return [law_question(context, result.candidate_ids[:1])]
+    if result.outcome == Outcome.STATUS:
+        return [Reply(STATUS)]
+    if result.outcome == Outcome.ASK_SUBJECT:
+        what = ASPECT_WORDS.get(result.aspects[0], "thông tin") if result.aspects else "thông tin"
+        return [Reply(ASK_SUBJECT.format(what=what))]
     return [dont_know(context, result.candidate_ids)]
 
 
+# How an aspect is named in "Bạn muốn hỏi ... của thủ tục nào?".
+ASPECT_WORDS = {
+    Aspect.FEE: "lệ phí", Aspect.DOCUMENTS: "giấy tờ", Aspect.DURATION: "thời gian giải quyết", Aspect.PLACE: "nơi nộp",
+    Aspect.ONLINE: "cách nộp trực tuyến", Aspect.POSTAL: "cách nộp qua bưu điện", Aspect.STEPS: "các bước",
+    Aspect.CONDITIONS: "điều kiện", Aspect.LEGAL: "căn cứ pháp lý",
+}
+
+
 def _unsure(result: Understanding) -> bool:
-    return not result.follow_up and bool(result.candidates) and result.candidates[0].score < LOW_CONFIDENCE
+    return not result.follow_up and result.confidence < LOW_CONFIDENCE
+
+
+def law_question(context: Context, related: list[str]) -> Reply:
+    """A question about the law or a policy: say honestly what the bot does, and where to ask."""
+    lines, buttons = [LAW], []
+    entries = [e for e in (context.catalog.get(i) for i in related) if e is not None]
+    if entries:
+        lines.append(LAW_RELATED)
+        for number, entry in enumerate(entries, 1):
+            lines.append(f"{number}. {display_name(entry)}")
+            buttons.append([Button(f"{number}. {display_name(entry)}"[:60], f"a:{entry.id}:{Aspect.OVERVIEW.value}")])
+    return Reply("\n".join(lines), buttons, candidates=tuple(e.id for e in entries), numbered=bool(entries))
 
 
 def note_unanswered(context: Context, text: str, reason: str, best_guess: str | None) -> None:
@@ -53,7 +106,7 @@ def note_unanswered(context: Context, text: str, reason: str, best_guess: str | 
     try:
         with context.db.begin() as session:
             unanswered.record(session, text, reason, best_guess)
-    except Exception:  # noqa: BLE001 - the answer matters more than the statistics
+    except Exception:
         log.exception("could not record an unanswered question")
 
 
@@ -66,7 +119,9 @@ def answer_entry(context: Context, chat_key: str, entry_id: str, aspects: tuple[
     state.last_entry_id, state.choices = entry.id, []
     shown = aspects or (Aspect.OVERVIEW,)
     if entry.kind == "topic":
-        shown = tuple(a for a in shown if a not in (Aspect.FEE, Aspect.DURATION, Aspect.DOCUMENTS) or _has(entry, a)) or (Aspect.OVERVIEW,)
+        # A topic (how to pay online, what the one-stop office is) has no fee, papers or deadline of its
+        # own: an aspect it says nothing about is answered with its overview, never "no information".
+        shown = tuple(a for a in shown if _has(entry, a)) or (Aspect.OVERVIEW,)
     offers = [Button(label, data) for label, data in aspect_buttons_data(entry.id, shown)][:6]
     rows = [offers[i:i + _ASPECT_BUTTONS_PER_ROW] for i in range(0, len(offers), _ASPECT_BUTTONS_PER_ROW)]
     rows.append([Button("👍 Hữu ích", f"fb:{entry.id}:up"), Button("👎 Chưa đúng", f"fb:{entry.id}:down")])
@@ -74,7 +129,13 @@ def answer_entry(context: Context, chat_key: str, entry_id: str, aspects: tuple[
 
 
 def _has(entry: Entry, aspect: Aspect) -> bool:
-    return bool({Aspect.FEE: entry.fees, Aspect.DURATION: entry.durations, Aspect.DOCUMENTS: entry.documents}[aspect])
+    """Whether an entry says something of its own about an aspect."""
+    return bool({
+        Aspect.OVERVIEW: True, Aspect.FEE: entry.fees, Aspect.DURATION: entry.durations, Aspect.DOCUMENTS: entry.documents,
+        Aspect.PLACE: entry.places, Aspect.ONLINE: entry.online.level != OnlineLevel.UNKNOWN or entry.online.note,
+        Aspect.POSTAL: entry.postal.submit is not None or entry.postal.receive_result is not None or entry.postal.note,
+        Aspect.STEPS: entry.steps, Aspect.CONDITIONS: entry.conditions or entry.notes, Aspect.LEGAL: entry.legal_basis,
+    }[aspect])
 
 
 def clarify(context: Context, chat_key: str, entry_ids: list[str], aspects: tuple[Aspect, ...]) -> Reply:

@@ -23,6 +23,10 @@ WELCOME = (
 
 def start(incoming: Incoming, context: Context) -> list[Reply]:
     """Lời chào; /start <mã thủ tục> mở thẳng thủ tục đó."""
+    # Starting over starts without a subject: a follow-up now must not refer to an earlier question.
+    state = context.states.peek(incoming.chat_key)
+    if state is not None:
+        state.last_entry_id, state.choices = None, []
     payload = entry_id_from_payload(command_argument(incoming))
     if payload and context.catalog.get(payload) is not None:
         return [answer_entry(context, incoming.chat_key, payload, (Aspect.OVERVIEW,))]

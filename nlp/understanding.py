@@ -1,42 +1,56 @@
-"""Understanding one message in the context of its chat: which entry, which aspect, how sure."""
+"""Where a question is understood: which entry, which aspect, what kind of question, how sure.
+
+Reading a message takes four steps, each its own module:
+1. normalise it (`nlp.normalize`: teencode, typos, no-diacritics folding);
+2. find candidates with two different retrievers, fused (`nlp.retrieval`: the matcher over names and
+   example phrasings, BM25 over names and the procedures' own texts);
+3. classify what kind of question it is (`nlp.kinds`: a procedure, a law or policy, a dossier's
+   status) and which aspects it asks (`nlp.aspects`);
+4. decide (`nlp.decision`): a fitted model gives the probability that the best candidate is right;
+   above its answer threshold the bot answers, above its choices threshold it offers the best three,
+   below it says it does not know; a law or policy question gets an honest "I explain procedures, not
+   the law" with the plainly related procedure as a choice.
+"""
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from nlp.aspects import Aspect, detect_aspects, strip_aspect_phrases
-from nlp.matcher import KnowledgeIndex, Match
-from nlp.normalize import fold, normalize
+from nlp.decision import DecisionModel, decision_model
+from nlp.kinds import QuestionKind, decide, kind_scores
+from nlp.matcher import KnowledgeIndex
+from nlp.normalize import fold, normalize, words
+from nlp.retrieval import Candidate, Retrieval, retrieve
 
-# The bot answers or offers choices only for an entry the question NAMES: it contains most of one of the
-# entry's names, or is very close to one of its example phrasings. A look-alike procedure the knowledge
-# base lacks ("xin visa", "mã số thuế") does neither, and gets "I don't know" instead of a wrong answer.
-NAMED_ALIAS = 0.4
-NAMED_PHRASE = 0.75
-# A situation described without the procedure's name ("quán ăn muốn nghỉ bán 6 tháng") still counts when
-# one entry is far ahead of all others and the question touches its names at least a little.
-DOMINANT_SCORE = 0.6
-DOMINANT_GAP = 0.35
-DOMINANT_ALIAS = 0.2
-# Describing a situation takes words: a short question that does not name its procedure ("mã số thuế cá
-# nhân tra ở đâu") is about something else, however far ahead one entry is (units as MIN_CONTENT below).
-DOMINANT_CONTENT = 1.15
-ANSWER_SCORE = 0.40  # a named best entry at least this sure ...
-ANSWER_MARGIN = 0.015  # ... and this far ahead of the next one is the answer; otherwise choices
-CLARIFY_SCORE = 0.30  # below this nothing is close enough to offer: say we don't know
-# Content weights are measured in units of the rarest word's weight, so that the thresholds mean the
-# same with 53 entries as with the whole national catalogue (inverse frequencies grow with its size).
-MIN_CONTENT = 0.25  # a question whose specific words weigh less than this names no procedure
-FOLLOW_UP_CONTENT = 0.64  # after an answer, a question naming less than this is about the same entry ...
-NEW_SUBJECT_ALIAS = 0.8  # ... unless it contains one of another entry's names this fully
+# Follow-ups are read by rule, not by the model: after an answer, a question that adds less than this
+# (in units of the rarest word's weight, so the same with 53 entries as with the whole catalogue) is
+# about the same entry ...
+FOLLOW_UP_CONTENT = 0.64
+# ... unless it contains one of another entry's names this fully.
+NEW_SUBJECT_ALIAS = 0.8
+# A question whose specific words weigh less than this names no procedure ("lệ phí bao nhiêu?").
+MIN_CONTENT = 0.25
+# A question whose every word several entries' names contain equally ("sổ đỏ", "căn cước") does not say
+# which of them it means: the family is offered as choices. "Every word": the entries cover this share
+# of the question's weight, and none of them is the question's own phrasing.
+FAMILY_COVER = 0.97
+FAMILY_PHRASE = 0.95
+FAMILY_MAX_WORDS = 4
+FAMILY_CONTENT = 0.1  # ... and says something specific ("thủ tục", "giấy tờ" name no family)
 
 
 class Outcome(StrEnum):
     ANSWER = "answer"
     CLARIFY = "clarify"
     UNKNOWN = "unknown"
+    LAW = "law"  # about a rule, right, penalty or policy: the bot explains procedures, not the law
+    STATUS = "status"  # about a filed dossier's progress
+    ASK_SUBJECT = "ask_subject"  # an aspect asked with no procedure named and none talked about
     SMALL_TALK = "small_talk"
     EMPTY = "empty"
 
@@ -60,65 +74,178 @@ _FOLLOW_UP = re.compile(r"^(the|vay|the con|vay con|con|con nua|them|ma)\b|\b(th
 
 
 @dataclass(frozen=True)
+class Reading:
+    """Everything read from one question before deciding: the decision model's input."""
+
+    normalized: str
+    folded: str
+    aspects: tuple[Aspect, ...]
+    retrieval: Retrieval
+    kinds: dict[QuestionKind, float]
+    content: float  # the weight of the question's specific words, in units of the rarest word's weight
+    features: dict[str, float]
+
+    @property
+    def candidates(self) -> list[Candidate]:
+        return self.retrieval.candidates
+
+    @property
+    def kind(self) -> QuestionKind:
+        return decide(self.kinds)
+
+
+@dataclass(frozen=True)
 class Understanding:
     """What the bot made of a message: the outcome, the entry and aspects, and the runners-up."""
 
     outcome: Outcome
     entry_id: str | None = None
     aspects: tuple[Aspect, ...] = ()
-    candidates: tuple[Match, ...] = ()
+    candidates: tuple[Candidate, ...] = ()
     follow_up: bool = False
     small_talk: SmallTalk | None = None
     normalized: str = ""
     corrections: dict[str, str] = field(default_factory=dict)
+    confidence: float = 0.0  # the decision model's probability that the best candidate is right
 
     @property
     def candidate_ids(self) -> list[str]:
-        return [m.entry_id for m in self.candidates]
+        return [c.entry_id for c in self.candidates]
 
 
-def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = None) -> Understanding:
-    """Read one message: never raises, whatever the text."""
+def read_question(text: str, index: KnowledgeIndex,
+                  kinds_of: Callable[[str], dict[QuestionKind, float]] = kind_scores) -> Reading | None:
+    """Steps 1-3 for one message; None when it has no words at all. `kinds_of`: the kind classifier
+    (fitting the decision model passes one that never saw the question)."""
     normalized = normalize(text or "")
     folded = fold(normalized)
     if not folded.strip() or not any(ch.isalnum() for ch in folded):
-        return Understanding(Outcome.EMPTY, normalized=normalized)
-
+        return None
     aspects = tuple(detect_aspects(folded))
-    without_aspects = strip_aspect_phrases(folded)
-    query = index.analyse(normalized, muted=without_aspects)
-    matches = tuple(_collapse_equivalents(index, index.search(query, limit=8))[:5])
-    best = matches[0] if matches else None
-    second = matches[1].score if len(matches) > 1 else 0.0
-    content = query.content_weight / index.unknown_idf
-    gap = best.score - second if best is not None else 0.0
-    named = best is not None and (best.alias_hit >= NAMED_ALIAS or best.phrase >= NAMED_PHRASE or (
-        best.score >= DOMINANT_SCORE and gap >= DOMINANT_GAP and best.alias_hit >= DOMINANT_ALIAS
-        and content >= DOMINANT_CONTENT))
-    names_something = named and content >= MIN_CONTENT and best.score >= CLARIFY_SCORE
-    confident = named and best.score >= ANSWER_SCORE and best.score - second >= ANSWER_MARGIN
+    retrieval = retrieve(index, normalized, muted=strip_aspect_phrases(folded))
+    kinds = kinds_of(normalized)
+    content = retrieval.query.content_weight / index.unknown_idf
+    features = decision_features(retrieval, kinds, content, len(words(normalized)), len(index.entries))
+    return Reading(normalized, folded, aspects, retrieval, kinds, content, features)
 
-    talk = _small_talk(folded)
-    if talk is not None and (talk == SmallTalk.ACK or not confident or content < FOLLOW_UP_CONTENT):
-        return Understanding(Outcome.SMALL_TALK, small_talk=talk, normalized=normalized, candidates=matches)
 
+def decision_features(retrieval: Retrieval, kinds: dict[QuestionKind, float], content: float, n_words: int,
+                      n_entries: int) -> dict[str, float]:
+    """What the decision model reads about the best candidate and the question (the same at fitting)."""
+    ranked = retrieval.candidates
+    best = ranked[0] if ranked else None
+    rest = ranked[1:]
+    query = retrieval.query
+    total = sum(query.weights.values()) or 1.0
+    if best is None:
+        top = {"score": 0.0, "cover": 0.0, "phrase": 0.0, "alias": 0.0, "lexical": 0.0, "lexical_first": 0.0,
+               "matcher_first": 0.0, "score_gap": 0.0, "lexical_gap": 0.0, "fused_gap": 0.0, "rivals": 0.0,
+               "phrase_gap": 0.0, "alias_gap": 0.0}
+    else:
+        top = {
+            "score": best.score, "cover": best.cover, "phrase": best.phrase, "alias": best.alias_hit,
+            "lexical": best.lexical, "lexical_first": float(best.lexical_rank == 0),
+            "matcher_first": float(best.matcher_rank == 0),
+            "score_gap": best.score - max((c.score for c in rest), default=0.0),
+            "lexical_gap": best.lexical - max((c.lexical for c in rest), default=0.0),
+            "fused_gap": best.fused - (rest[0].fused if rest else 0.0),
+            "rivals": float(sum(1 for c in rest if c.cover >= FAMILY_COVER * best.cover)),
+            # How much more closely the question words the best entry's names than any rival's.
+            "phrase_gap": best.phrase - max((c.phrase for c in rest), default=0.0),
+            "alias_gap": best.alias_hit - max((c.alias_hit for c in rest), default=0.0),
+        }
+    return {
+        **top,
+        **_named(ranked, content),
+        "content": math.log1p(content),
+        "unknown_share": query.unknown_weight / total,
+        "words": math.log1p(n_words),
+        "corrections": float(len(query.corrections)),
+        "law": kinds.get(QuestionKind.LAW, 0.0),
+        "status": kinds.get(QuestionKind.STATUS, 0.0),
+        "other": kinds.get(QuestionKind.OTHER, 0.0),
+        "entries": math.log(max(n_entries, 1)),
+    }
+
+
+# The earlier hand-set rule, kept as two of the model's inputs because it reads names well: the question
+# NAMES the matcher's best entry when it contains most of one of its names, or is very close to one of its
+# phrasings, or that entry is far ahead of all others and touched by the question's words.
+_NAMED_ALIAS, _NAMED_PHRASE = 0.4, 0.75
+_DOMINANT = (0.6, 0.35, 0.2, 1.15)  # score, gap, alias, content
+_SURE = (0.40, 0.015)  # score, gap
+
+
+def _named(ranked: list[Candidate], content: float) -> dict[str, float]:
+    """Whether the earlier rule found the matcher's best entry named, and would have answered with it."""
+    by_matcher = sorted((c for c in ranked if c.matcher_rank is not None), key=lambda c: c.matcher_rank)
+    if not by_matcher:
+        return {"named": 0.0, "rule_answer": 0.0}
+    best = by_matcher[0]
+    gap = best.score - (by_matcher[1].score if len(by_matcher) > 1 else 0.0)
+    score, big_gap, alias, words_ = _DOMINANT
+    named = best.alias_hit >= _NAMED_ALIAS or best.phrase >= _NAMED_PHRASE or (
+        best.score >= score and gap >= big_gap and best.alias_hit >= alias and content >= words_)
+    sure = named and best.score >= _SURE[0] and gap >= _SURE[1] and best is ranked[0]
+    return {"named": float(named and best is ranked[0]), "rule_answer": float(sure)}
+
+
+def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = None,
+               model: DecisionModel | None = None) -> Understanding:
+    """Read one message and decide; never raises, whatever the text."""
+    reading = read_question(text, index)
+    if reading is None:
+        return Understanding(Outcome.EMPTY, normalized=normalize(text or ""))
+    model = model or decision_model()
+    ranked = tuple(reading.candidates[:5])
+    best = ranked[0] if ranked else None
+    p = model.probability(reading.features) if best is not None else 0.0
+    confident = best is not None and model.answers(reading.features, p)
+    corrections = reading.retrieval.query.corrections
+    aspects = reading.aspects
+
+    def made(outcome: Outcome, entry_id: str | None = None, shown: tuple[Candidate, ...] = ranked, **extra) -> Understanding:
+        return Understanding(outcome, entry_id, extra.pop("aspects", aspects), shown, normalized=reading.normalized,
+                             corrections=corrections, confidence=p, **extra)
+
+    talk = _small_talk(reading.folded)
+    if talk is not None and (talk == SmallTalk.ACK or not confident or reading.content < FOLLOW_UP_CONTENT):
+        return made(Outcome.SMALL_TALK, small_talk=talk)
+
+    asks_more = bool(aspects) or bool(_FOLLOW_UP.search(reading.folded))
+    rest = index.content_weight(strip_aspect_phrases(reading.folded)) / index.unknown_idf
     if last_entry_id is not None and last_entry_id in index.entries:
-        asks_more = bool(aspects) or bool(_FOLLOW_UP.search(folded))
-        rest = index.content_weight(without_aspects) / index.unknown_idf
         # A question that plainly names another procedure changes the subject, however short it is.
         names_another = confident and best.entry_id != last_entry_id and best.alias_hit >= NEW_SUBJECT_ALIAS
         if asks_more and rest < FOLLOW_UP_CONTENT and not names_another:
-            return Understanding(
-                Outcome.ANSWER, last_entry_id, aspects or (Aspect.OVERVIEW,), matches, follow_up=True,
-                normalized=normalized, corrections=query.corrections,
-            )
+            return made(Outcome.ANSWER, last_entry_id, follow_up=True, aspects=aspects or (Aspect.OVERVIEW,))
+    elif asks_more and reading.content < MIN_CONTENT:
+        return made(Outcome.ASK_SUBJECT, shown=())
 
-    if confident:
-        return Understanding(Outcome.ANSWER, best.entry_id, aspects or (Aspect.OVERVIEW,), matches,
-                             normalized=normalized, corrections=query.corrections)
-    if names_something:
-        return Understanding(Outcome.CLARIFY, None, aspects, matches[:3], normalized=normalized, corrections=query.corrections)
-    return Understanding(Outcome.UNKNOWN, None, aspects, matches, normalized=normalized, corrections=query.corrections)
+    kind = reading.kind
+    if kind == QuestionKind.STATUS and not confident:
+        return made(Outcome.STATUS, shown=())
+    family = _family(reading)
+    if len(family) > 1:
+        return made(Outcome.CLARIFY, shown=family[:3])
+    if confident and kind != QuestionKind.LAW:
+        return made(Outcome.ANSWER, best.entry_id, aspects=aspects or (Aspect.OVERVIEW,))
+    if kind == QuestionKind.LAW:
+        # The procedure plainly related to a law question is offered, never answered as if asked.
+        return made(Outcome.LAW, shown=ranked[:1] if p >= model.choices_at else ())
+    if p >= model.choices_at:
+        return made(Outcome.CLARIFY, shown=ranked[:3])
+    return made(Outcome.UNKNOWN)
+
+
+def _family(reading: Reading) -> tuple[Candidate, ...]:
+    """The entries a short question names equally, when it names several and is none's own phrasing."""
+    ranked = reading.candidates
+    if len(ranked) < 2 or len(words(reading.normalized)) > FAMILY_MAX_WORDS or reading.content < FAMILY_CONTENT:
+        return ()
+    if any(c.phrase >= FAMILY_PHRASE for c in ranked[:5]):
+        return ()
+    return tuple(c for c in ranked[:5] if c.cover >= FAMILY_COVER)
 
 
 def _small_talk(folded: str) -> SmallTalk | None:
@@ -126,15 +253,3 @@ def _small_talk(folded: str) -> SmallTalk | None:
         if pattern.search(folded):
             return kind
     return None
-
-
-def _collapse_equivalents(index: KnowledgeIndex, matches: list[Match]) -> list[Match]:
-    seen: set[str] = set()
-    out: list[Match] = []
-    for m in matches:
-        canonical = index.canonical(m.entry_id)
-        if canonical in seen:
-            continue
-        seen.add(canonical)
-        out.append(m if canonical == m.entry_id else Match(canonical, m.score, m.cover, m.phrase, m.alias_hit))
-    return out

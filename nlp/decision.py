@@ -1,0 +1,67 @@
+"""Whether the best candidate is the answer: one logistic model instead of hand-set thresholds.
+
+The model reads what the two retrievers and the question-kind classifier say about a question (scores,
+gaps, how much of the question the best entry explains, cues of a law question...) and gives the
+probability that the best candidate is the entry the citizen asks about. It is fitted with
+cross-validation on the project's own labelled questions by `python -m quality.train_decision`, which
+writes its coefficients and its two thresholds to `nlp/models/decision.json`; nothing is fitted at
+run time. The thresholds are chosen for precision: a wrong answer costs more than offering choices.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+MODEL_PATH = Path(__file__).resolve().parent / "models" / "decision.json"
+NAMED = "rule_answer"  # the feature saying the question names its best entry outright
+
+
+@dataclass(frozen=True)
+class DecisionModel:
+    """A fitted logistic regression over named features, standardised as at fitting."""
+
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    answer_at: float  # answer when the probability is at least this ...
+    choices_at: float  # ... offer the best candidates as choices from this; below it, say we don't know
+    answer_named_at: float  # the answer threshold for a question that names its entry outright (feature NAMED)
+    about: dict = field(default_factory=dict, compare=False)  # what it was fitted on and how well it did
+
+    def probability(self, values: Mapping[str, float]) -> float:
+        """P(the best candidate is right); a feature the model was not fitted with is an error."""
+        z = self.intercept
+        for name, mean, scale, coef in zip(self.features, self.mean, self.scale, self.coef):
+            z += coef * (values[name] - mean) / scale
+        return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
+
+    def answers(self, values: Mapping[str, float], probability: float) -> bool:
+        """Whether a question with these features and this probability is answered."""
+        return probability >= (self.answer_named_at if values[NAMED] > 0 else self.answer_at)
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "features": list(self.features), "mean": list(self.mean), "scale": list(self.scale),
+            "coef": list(self.coef), "intercept": self.intercept, "answer_at": self.answer_at,
+            "choices_at": self.choices_at, "answer_named_at": self.answer_named_at, "about": self.about,
+        }, ensure_ascii=False, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> DecisionModel:
+        raw = json.loads(text)
+        return cls(tuple(raw["features"]), tuple(raw["mean"]), tuple(raw["scale"]), tuple(raw["coef"]),
+                   float(raw["intercept"]), float(raw["answer_at"]), float(raw["choices_at"]), float(raw["answer_named_at"]),
+                   raw.get("about", {}))
+
+
+@lru_cache(maxsize=1)
+def decision_model(path: Path = MODEL_PATH) -> DecisionModel:
+    """The committed model (read once per process)."""
+    return DecisionModel.from_json(path.read_text(encoding="utf-8"))

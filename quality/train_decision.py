@@ -1,0 +1,241 @@
+"""Fit the decision model (`nlp/decision.py`) on the project's own labelled questions.
+
+    python -m quality.train_decision [--national FILE] [--out nlp/models/decision.json]
+
+What it sees: the "train" lines of `nlp/training/questions_*.jsonl`, each read against the knowledge
+base it was labelled for (the 53 starter entries, or the starter entries plus the national catalogue,
+imported as `bot.py kb import` does). The "check" lines are never fitted on: their figures are printed
+beside the cross-validated ones to show whether the model fits what it saw rather than questions in
+general. The measurement sets (`../shared/eval`, `quality/blind_questions.jsonl`) are never read here.
+
+How the thresholds are chosen, on out-of-fold probabilities: the answer threshold is the lowest at which
+at least ANSWER_PRECISION of the answers given are right (a wrong answer is worse than "did you mean one
+of these three?"); the choices threshold is the one with the best value for a citizen below it, where
+choices that contain the right entry are worth CHOICES_VALUE and choices that do not cost a little
+(CHOICES_COST: they make the citizen read three wrong names).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from config import PROJECT_DIR, SHARED_DIR
+from knowledge.catalog import Catalog
+from nlp.labelled import labelled_lines
+
+TRAINING_DIR = PROJECT_DIR / "nlp" / "training"
+SAMPLE = PROJECT_DIR / "tests" / "data" / "national_sample.jsonl.gz"
+NATIONAL = SHARED_DIR / "data" / "dvcqg" / "procedures_all_ministries.jsonl.gz"
+OUT = PROJECT_DIR / "nlp" / "models" / "decision.json"
+ANSWER_PRECISION = 0.85
+CHOICES_VALUE = 0.4
+CHOICES_COST = 0.3
+FOLDS = 5
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Example:
+    question: dict
+    kb: str
+    features: dict[str, float]
+    right: bool  # the best candidate is an expected entry
+    in_top3: bool
+    in_scope: bool
+
+
+def build_catalog(national: Path | None) -> Catalog:
+    """The starter entries, plus a national file imported as `kb import` would (curated entries kept)."""
+    from knowledge.db import session_factory
+    from knowledge.dvcqg import load_catalogue
+    from knowledge.editing import apply
+    from knowledge.loader import open_knowledge_base
+
+    with tempfile.TemporaryDirectory() as folder:
+        engine = open_knowledge_base(f"sqlite:///{Path(folder) / 'kb.db'}")
+        if national is not None:
+            with session_factory(engine).begin() as session:
+                apply(session, load_catalogue(national), "train_decision", f"file:{national.name}", origin="dvcqg",
+                      keep_curated=True)
+        catalog = Catalog.load(engine)
+        engine.dispose()
+        return catalog
+
+
+def training_questions(directory: Path = TRAINING_DIR) -> list[dict]:
+    """Every labelled question of the project's own files, with the knowledge base it was written for."""
+    out = []
+    for path in sorted(directory.glob("questions_*.jsonl")):
+        for item in labelled_lines([path]):
+            item["_from"] = path.name
+            out.append(item)
+    return out
+
+
+def cross_fitted_kinds(questions: list[dict]) -> dict[str, dict]:
+    """Kind scores for each train question from a kind classifier fitted without it.
+
+    The kind classifier learns from these same questions; scored by itself, a train question's law
+    probability would be surer than any new question's, and the decision model would trust it too much.
+    """
+    from nlp import kinds
+    from nlp.normalize import normalize
+
+    own = kinds.read_examples([kinds.TRAINING_DIR / kinds.OWN_FILE])
+    labelled = [q for q in questions if q.get("split", "train") == "train" and q.get("kind") in kinds.QuestionKind._value2member_map_]
+    out: dict[str, dict] = {}
+    for fold in range(FOLDS):
+        held = [q for n, q in enumerate(labelled) if n % FOLDS == fold]
+        rest = [kinds.Example(kinds.model_text(normalize(q["q"])), kinds.QuestionKind(q["kind"]))
+                for n, q in enumerate(labelled) if n % FOLDS != fold]
+        model = kinds.train(own + rest)
+        for q in held:
+            scores = model.probabilities(kinds.model_text(normalize(q["q"])))
+            out[q["q"]] = {kind: scores.get(kind, 0.0) for kind in kinds.QuestionKind}
+    return out
+
+
+def examples_for(catalog: Catalog, questions: list[dict], kb: str, fitted_kinds: dict[str, dict]) -> list[Example]:
+    from nlp.kinds import kind_scores
+    from nlp.understanding import read_question
+
+    index = catalog.index
+    out = []
+    for item in questions:
+        known = fitted_kinds.get(item["q"])
+        reading = read_question(item["q"], index, (lambda _, k=known: k) if known is not None else kind_scores)
+        if reading is None:
+            continue
+        expect = {index.canonical(e) for e in item.get("expect", [])}
+        for entry_id in list(expect):
+            entry = catalog.entries.get(entry_id)
+            if entry is not None:
+                expect |= {index.canonical(e) for e in entry.equivalents}
+        ranked = [c.entry_id for c in reading.candidates]
+        right = bool(ranked) and ranked[0] in expect
+        out.append(Example(item, kb, reading.features, right, bool(expect & set(ranked[:3])), bool(expect)))
+    return out
+
+
+def choices_value(examples: list[Example], p: np.ndarray, answer_at: float, choices_at: float) -> float:
+    total = 0.0
+    for example, prob in zip(examples, p):
+        if choices_at <= prob < answer_at:
+            total += CHOICES_VALUE if example.in_scope and example.in_top3 else -CHOICES_COST
+    return total
+
+
+GRID = np.round(np.arange(0.05, 0.96, 0.01), 2)
+
+
+def precise_threshold(right: np.ndarray, p: np.ndarray) -> float:
+    """The lowest probability from which at least ANSWER_PRECISION of the answers are right."""
+    return next((float(t) for t in GRID if (p >= t).any() and right[p >= t].mean() >= ANSWER_PRECISION), float(GRID[-1]))
+
+
+def choose_thresholds(examples: list[Example], p: np.ndarray) -> tuple[float, float, float]:
+    """(answer, answer when the question names its entry, offer choices), from out-of-fold probabilities."""
+    right = np.array([e.right for e in examples])
+    named = np.array([e.features["rule_answer"] > 0 for e in examples])
+    # Questions that name their entry outright (the matcher's rule) and those that don't each get the
+    # threshold at which their own answers are ANSWER_PRECISION right: naming is the surest evidence,
+    # which one model over both kinds of question under-weighs, and a look-alike never names its entry.
+    answer_at = precise_threshold(right[~named], p[~named])
+    answer_named_at = precise_threshold(right[named], p[named])
+    choices_at = max(GRID[GRID <= answer_named_at], key=lambda t: (choices_value(examples, p, answer_at, t), t))
+    return answer_at, answer_named_at, float(choices_at)
+
+
+def figures(examples: list[Example], p: np.ndarray, model) -> dict[str, float]:
+    """The eval's figures for these questions (first turns only, so no follow-ups)."""
+    said = [model.answers(e.features, q) for e, q in zip(examples, p)]
+    in_scope = [(e, a) for e, a in zip(examples, said) if e.in_scope]
+    oos = [(e, a) for e, a in zip(examples, said) if not e.in_scope]
+    answered = [(e, a) for e, a in zip(examples, said) if a]
+    return {
+        "questions": len(examples),
+        "top1": round(sum(e.right and a for e, a in in_scope) / max(len(in_scope), 1), 3),
+        "out_of_scope_rejected": round(sum(not a for _, a in oos) / max(len(oos), 1), 3),
+        "wrong_confident": round(sum(not e.right for e, _ in answered) / max(len(examples), 1), 3),
+        "answer_precision": round(sum(e.right for e, _ in answered) / max(len(answered), 1), 3),
+    }
+
+
+def fit(examples: list[Example], names: list[str]):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.array([[e.features[n] for n in names] for e in examples])
+    y = np.array([e.right for e in examples], dtype=int)
+    scaler = StandardScaler().fit(x)
+    model = LogisticRegression(C=1.0, max_iter=2000).fit(scaler.transform(x), y)
+    return scaler, model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--national", type=Path, default=NATIONAL if NATIONAL.exists() else SAMPLE)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    from sklearn.model_selection import StratifiedKFold
+
+    from nlp.decision import DecisionModel
+
+    questions = training_questions()
+    starter, national = build_catalog(None), build_catalog(args.national)
+    # Law questions and questions of no kind name no procedure whatever the knowledge base: each is a
+    # negative for both. A procedure the starter entries lack may be in the national catalogue, so
+    # procedure questions are read only against the base they were labelled for.
+    either = [q for q in questions if not q.get("expect") and q.get("kind") in ("law", "other", "status")]
+    fitted_kinds = cross_fitted_kinds(questions)
+    examples = (examples_for(starter, [q for q in questions if q.get("kb") == "starter"] + [q for q in either if q.get("kb") != "starter"],
+                             "starter", fitted_kinds)
+                + examples_for(national, [q for q in questions if q.get("kb") == "national"] + [q for q in either if q.get("kb") != "national"],
+                               "national", fitted_kinds))
+    train = [e for e in examples if e.question.get("split", "train") == "train"]
+    check = [e for e in examples if e.question.get("split") == "check"]
+    names = sorted(train[0].features)
+    y = np.array([e.right for e in train], dtype=int)
+    out_of_fold = np.zeros(len(train))
+    for fold_train, fold_test in StratifiedKFold(FOLDS, shuffle=True, random_state=0).split(np.zeros(len(train)), y):
+        scaler, model = fit([train[i] for i in fold_train], names)
+        x = np.array([[train[i].features[n] for n in names] for i in fold_test])
+        out_of_fold[fold_test] = model.predict_proba(scaler.transform(x))[:, 1]
+    answer_at, answer_named_at, choices_at = choose_thresholds(train, out_of_fold)
+    scaler, model = fit(train, names)
+    decision = DecisionModel(
+        tuple(names), tuple(float(v) for v in scaler.mean_), tuple(float(v) or 1.0 for v in scaler.scale_),
+        tuple(float(v) for v in model.coef_[0]), float(model.intercept_[0]), answer_at, choices_at, answer_named_at,
+    )
+    p_check = np.array([decision.probability(e.features) for e in check])
+    about = {
+        "fitted_by": "python -m quality.train_decision",
+        "national_file": args.national.name,
+        "train": dict(Counter(f"{e.kb}/{e.question.get('kind', '?')}" for e in train)),
+        "check": dict(Counter(f"{e.kb}/{e.question.get('kind', '?')}" for e in check)),
+        "answer_precision_wanted": ANSWER_PRECISION,
+        "choices_value": {"with_the_right_entry": CHOICES_VALUE, "without": -CHOICES_COST},
+        "cross_validated": {kb: figures([e for e in train if e.kb == kb], out_of_fold[[e.kb == kb for e in train]], decision)
+                            for kb in ("starter", "national")},
+        "check_split": {kb: figures([e for e in check if e.kb == kb], p_check[[e.kb == kb for e in check]], decision)
+                        for kb in ("starter", "national")},
+    }
+    decision = DecisionModel(decision.features, decision.mean, decision.scale, decision.coef, decision.intercept,
+                             answer_at, choices_at, answer_named_at, about)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(decision.to_json() + "\n", encoding="utf-8")
+    print(json.dumps({"answer_at": answer_at, "answer_named_at": answer_named_at, "choices_at": choices_at, **about}, ensure_ascii=False, indent=1))
+    print("coefficients:", {n: round(c, 2) for n, c in zip(names, decision.coef)})
+
+
+if __name__ == "__main__":
+    main()

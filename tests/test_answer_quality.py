@@ -1,0 +1,77 @@
+"""Answer quality cannot silently drop: `bot.py eval`'s figures, with a floor each, on labelled files the
+project owns (the 150 blind questions, and the "check" questions of nlp/training that no model was fitted
+on), against the starter knowledge base and against the starter entries plus the committed sample of
+national records. A change that makes the bot answer worse fails here, on a fresh clone too."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import NATIONAL_SAMPLE, PROJECT_DIR, make_settings
+
+from handlers import build_router
+from knowledge.catalog import Catalog
+from nlp.decision import decision_model
+from quality.evaluate import WRONG_CONFIDENT, run_eval
+from quality.train_decision import build_catalog, training_questions
+
+BLIND = PROJECT_DIR / "quality" / "blind_questions.jsonl"
+
+# Floors a little under the figures measured when the decision model was fitted (see the README's
+# "Answer quality" table); ceilings for the share of wrong answers given as if sure.
+FLOORS = {
+    "blind": {"top1": 0.89, "top3": 0.98, "top1_no_diacritics": 0.88, "follow_up": 0.9, "out_of_scope_rejected": 0.95, "aspect": 0.77},
+    "starter_check": {"top1": 0.74, "top3": 0.88, "top1_no_diacritics": 0.7, "out_of_scope_rejected": 0.89, "aspect": 0.9},
+    "national_check": {"top1": 0.57, "top3": 0.77, "out_of_scope_rejected": 0.95, "aspect": 0.88},
+}
+CEILINGS = {"blind": 0.02, "starter_check": 0.08, "national_check": 0.08}
+
+
+@pytest.fixture(scope="module")
+def national_catalog() -> Catalog:
+    return build_catalog(NATIONAL_SAMPLE)
+
+
+def _check_questions(tmp_path: Path, kb: str, catalog: Catalog) -> Path:
+    """The check split of one knowledge base's own questions, each its own chat, as an eval file."""
+    lines = []
+    for number, item in enumerate(q for q in training_questions() if q.get("split") == "check" and q.get("kb") == kb):
+        if item["expect"] and not any(catalog.get(e) is not None for e in item["expect"]):
+            continue  # a national record outside the committed sample
+        lines.append(json.dumps({"chat": f"{kb}-{number}", "q": item["q"], "expect": item["expect"],
+                                 "aspect": item.get("aspect")}, ensure_ascii=False))
+    path = tmp_path / f"{kb}_check.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _assert_figures(name: str, report) -> None:
+    figures = {k: round(t.rate, 3) for k, t in report.figures.items()}
+    for figure, floor in FLOORS[name].items():
+        assert figures[figure] >= floor, f"{name}: {figure} fell to {figures[figure]} (floor {floor}); all: {figures}"
+    assert figures[WRONG_CONFIDENT] <= CEILINGS[name], f"{name}: wrong confident answers rose to {figures[WRONG_CONFIDENT]}"
+
+
+def test_the_blind_questions_keep_their_figures(catalog):
+    _assert_figures("blind", run_eval(build_router(catalog, make_settings()), BLIND))
+
+
+def test_the_starter_check_questions_keep_their_figures(catalog, tmp_path):
+    path = _check_questions(tmp_path, "starter", catalog)
+    assert sum(1 for _ in path.open()) > 200
+    _assert_figures("starter_check", run_eval(build_router(catalog, make_settings()), path))
+
+
+def test_the_national_check_questions_keep_their_figures(national_catalog, tmp_path):
+    path = _check_questions(tmp_path, "national", national_catalog)
+    assert sum(1 for _ in path.open()) > 100
+    _assert_figures("national_check", run_eval(build_router(national_catalog, make_settings()), path))
+
+
+def test_the_decision_model_says_what_it_was_fitted_on():
+    model = decision_model()
+    assert 0 < model.choices_at <= model.answer_at < 1
+    assert model.about["fitted_by"] == "python -m quality.train_decision"
+    assert set(model.about["train"]) >= {"starter/proc", "starter/law", "national/proc", "national/law"}
