@@ -12,7 +12,7 @@ from collections.abc import Callable
 TEENCODE: dict[str, str] = {
     # negation / yes-no
     "ko": "không", "k": "không", "kh": "không", "khg": "không", "hok": "không",
-    "khum": "không", "kg": "không", "khong": "không", "khom": "không", "hong": "không", "hông": "không",
+    "khum": "không", "kg": "không", "khong": "không", "khom": "không", "hông": "không",
     "hổng": "không", "hem": "không", "hăm": "không", "kô": "không", "k0": "không",
     "dc": "được", "đc": "được", "duoc": "được", "đươc": "được", "dk": "được", "đk": "được", "đuợc": "được",
     "chx": "chưa", "ki": "ký", "kí": "ký", "chua": "chưa",
@@ -50,7 +50,7 @@ TEENCODE: dict[str, str] = {
     "dvctt": "dịch vụ công trực tuyến", "bpmc": "bộ phận một cửa", "shk": "sổ hộ khẩu",
     "pasport": "hộ chiếu", "passport": "hộ chiếu", "passpord": "hộ chiếu",
     "vneid": "vneid", "vnid": "vneid", "vneld": "vneid", "vssid": "vssid", "bđ": "bưu điện",
-    "vnpost": "bưu điện", "ca": "công an", "cax": "công an xã", "cap": "công an phường",
+    "vnpost": "bưu điện", "cax": "công an xã",
     "cmnd9": "chứng minh nhân dân 9 số", "ctv": "cộng tác viên", "tp": "thành phố",
     # abbreviations in citizens' questions about insurance, land, business, security, trade
     "antt": "an ninh trật tự", "bhtn": "bảo hiểm thất nghiệp", "bhtnlđ": "bảo hiểm tai nạn lao động",
@@ -117,6 +117,20 @@ def _hc(previous: str | None, following: str | None) -> str:
 
 _RESIDENCE_VERBS = {"nhập", "nhap", "xóa", "xoá", "xoa", "cắt", "cat", "chuyển", "chuyen", "sổ", "so", "tách", "tach", "làm", "lam"}
 
+_POLICE_OF = {"xã", "xa", "phường", "phuong", "huyện", "huyen", "tỉnh", "tinh", "quận", "quan", "thị", "thi"}
+
+
+def _ca(previous: str | None, following: str | None) -> str:
+    """"ca" is the police only before its level ("ca phường"); unaccented it is "cá nhân", "ca sĩ"..."""
+    return "công an" if following in _POLICE_OF else "ca"
+
+
+def _hong(previous: str | None, following: str | None) -> str:
+    """"hong" is the chat "không", except after "bị" where it is an unaccented "hỏng" ("thẻ bị hong")."""
+    return "hong" if previous in {"bị", "bi", "hư", "hu"} else "không"
+
+
 CONTEXT_SENSITIVE: dict[str, Callable[[str | None, str | None], str]] = {
+    "ca": _ca, "hong": _hong,
     "dk": _dk, "đk": _dk, "a": _a, "chú": _tam_chu, "chu": _tam_chu, "hk": _hk, "hc": _hc,
 }

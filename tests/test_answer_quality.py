@@ -22,7 +22,7 @@ BLIND = PROJECT_DIR / "quality" / "blind_questions.jsonl"
 # Floors a little under the figures measured when the decision model was fitted (see the README's
 # "Answer quality" table); ceilings for the share of wrong answers given as if sure.
 FLOORS = {
-    "blind": {"top1": 0.89, "top3": 0.98, "top1_no_diacritics": 0.88, "follow_up": 0.9, "out_of_scope_rejected": 0.95, "aspect": 0.77},
+    "blind": {"top1": 0.89, "top3": 0.98, "top1_no_diacritics": 0.88, "follow_up": 0.9, "out_of_scope_rejected": 0.9, "aspect": 0.77},
     "starter_check": {"top1": 0.74, "top3": 0.88, "top1_no_diacritics": 0.7, "out_of_scope_rejected": 0.89, "aspect": 0.9},
     "national_check": {"top1": 0.57, "top3": 0.77, "out_of_scope_rejected": 0.95, "aspect": 0.88},
 }

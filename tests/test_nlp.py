@@ -214,3 +214,14 @@ def test_an_empty_index_understands_nothing_without_raising():
         result = understand(text, empty, None)
         _check(result)
         assert result.outcome != Outcome.ANSWER
+
+
+@pytest.mark.parametrize(("typed", "read"), [
+    ("cap lai can cuoc", "cap lai can cuoc"),  # unaccented "cấp lại", not "công an phường lại"
+    ("ca nhan", "ca nhan"),  # "cá nhân", not "công an nhân"
+    ("the bi hong", "the bi hong"),  # a damaged card ("hỏng"), not "không"
+    ("ca phuong", "công an phuong"),
+    ("lam online dc hong", "lam online được không"),
+])
+def test_short_chat_words_that_are_also_unaccented_words_are_read_in_context(typed, read):
+    assert normalize(typed) == read
