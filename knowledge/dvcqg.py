@@ -1377,7 +1377,9 @@ _LEVEL_WORDS = r"(?:xã|huyện|tỉnh|tinh|bộ|trung ương|tw|cơ sở|trung 
 _LEVEL_SUFFIX = re.compile(
     rf"\s*(?:\(\s*(?:thực hiện\s+)?(?:(?:tại|ở)\s+)?cấp\s+{_LEVEL_WORDS}\s*\)"
     rf"|[-–,]?\s*(?:thực hiện\s+)?(?:tại|ở)\s+cấp\s+{_LEVEL_WORDS}"
-    rf"|\s[-–]\s*cấp\s+{_LEVEL_WORDS})\s*\.?\s*$",
+    rf"|\s[-–]\s*cấp\s+{_LEVEL_WORDS})"
+    # a remark after the level says who handles it there ("... tại cấp xã (phải là cán bộ ...)")
+    r"(?:\s*\([^()]*\))?\s*\.?\s*$",
     re.IGNORECASE,
 )
 

@@ -2,10 +2,11 @@
 
 The decision is a linear model: multinomial logistic regression over three TF-IDF feature spaces of the folded
 question (word 1-3-grams; character 3-4-grams, robust to typos; the first and last words, where a heading or a
-question names what it asks). It is trained at first use, in about a second, on the labelled questions in
-`nlp/training/`: the project's own `aspects.jsonl` and the train split of any `questions_*.jsonl`. Lines marked
-`"split": "check"` are never trained on: they measure the model on questions it has not seen. A question is then
-scored by a few dictionary look-ups and one small matrix product (well under a millisecond).
+question names what it asks). It is fitted, in about a second, on the labelled questions in `nlp/training/`: the
+project's own `aspects.jsonl` and the train split of any `questions_*.jsonl`. Lines marked `"split": "check"` are
+never trained on: they measure the model on questions it has not seen. `python -m quality.train_classifiers` writes
+the fitted model to `nlp/models/aspects.npz`, which the bot reads at start without scikit-learn (`nlp/weights.py`).
+A question is then scored by a few dictionary look-ups and one small matrix product (well under a millisecond).
 
 How questions are labelled, hence what the model learns: "how do I ..." asks for the whole procedure (overview,
 then its steps); a deadline the citizen must meet ("bao lâu phải đi khai tử") and a wait before a right ("nghỉ việc
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nlp import weights
 from nlp.labelled import labelled_lines
 
 log = logging.getLogger(__name__)
@@ -141,7 +143,7 @@ class _Model:
 
 def training_examples(split: str = "train") -> Iterator[tuple[str, list[Aspect]]]:
     """(question, aspects asked, the one to answer first first) of one split of the labelled files."""
-    for item in labelled_lines(p for pattern in TRAINING_FILES for p in sorted(TRAINING_DIR.glob(pattern))):
+    for item in labelled_lines(_training_paths()):
         labels = item.get("aspect")
         if item.get("split", "train") != split or not item.get("q") or not labels:
             continue
@@ -150,8 +152,45 @@ def training_examples(split: str = "train") -> Iterator[tuple[str, list[Aspect]]
             yield item["q"], list(dict.fromkeys(aspects))
 
 
+MODEL_FILE = weights.MODELS_DIR / "aspects.npz"
+SETTINGS = (f"C={_REGULARISATION};tol={_TOLERANCE};chars={_CHAR_SIZES};min_df={_MIN_DF};{_SOLVER};edges={_HEAD_WORDS},{_END_WORDS};"
+            f"spaces={[(a.__name__, w) for a, w in _SPACES]};later={_LATER_LABEL_WEIGHT}")
+
+
+def _training_paths() -> list[Path]:
+    return [p for pattern in TRAINING_FILES for p in sorted(TRAINING_DIR.glob(pattern))]
+
+
+def training_fingerprint() -> str:
+    return weights.fingerprint(_training_paths(), SETTINGS)
+
+
+def _from_weights(fitted: weights.Fitted) -> _Model:
+    spaces = tuple(_Space(analyzer, space.vocabulary, space.idf, space.coef) for (analyzer, _), space in zip(_SPACES, fitted.spaces))
+    return _Model(spaces, fitted.intercept)
+
+
+def _to_weights(model: _Model, fingerprint: str) -> weights.Fitted:
+    spaces = tuple(weights.Space(space.index, space.idf, space.weights) for space in model.spaces)
+    return weights.Fitted(tuple(a.value for a in _ASPECTS), model.intercept, spaces, fingerprint)
+
+
+def write_model(path: Path | None = None) -> None:
+    """Fit on the train split and write the model file the bot reads at start."""
+    weights.save(path or MODEL_FILE, _to_weights(_train(), training_fingerprint()))
+
+
+def _load_or_train() -> _Model:
+    stored = weights.load(MODEL_FILE, training_fingerprint())
+    if stored is not None and stored.labels == tuple(a.value for a in _ASPECTS):
+        return _from_weights(stored)
+    log.warning("%s is missing or older than nlp/training: fitting the aspect model now "
+                "(write it with python -m quality.train_classifiers)", MODEL_FILE.name)
+    return _train()
+
+
 def _train() -> _Model:
-    """Fit the model on the train split: the same files give the same model."""
+    """Fit the model on the train split (imports scikit-learn): the same files give the same model."""
     from scipy.sparse import diags, hstack
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -212,7 +251,7 @@ def _get_model() -> _Model:
         with _lock:
             if _model is None:
                 try:
-                    _model = _train()
+                    _model = _load_or_train()
                 except (OSError, ValueError) as error:
                     log.error("aspect model not trained, every question gets the overview: %s", error)
                     _model = _untrained()
@@ -220,7 +259,7 @@ def _get_model() -> _Model:
 
 
 def prepare() -> None:
-    """Train now (at start-up) rather than on the first question."""
+    """Read (or fit) the model now, at start-up, rather than on the first question."""
     _get_model()
 
 

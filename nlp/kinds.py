@@ -1,10 +1,11 @@
 """What kind of question a citizen asks: how to do a procedure, the law or a policy, a dossier's status, or other.
 
-A linear model (logistic regression over word 1-3-grams and character 2-5-grams of the folded text) trained at first
-use on the project's own labelled questions (`nlp/training/kinds.jsonl`, plus the "kind" of any
+A linear model (logistic regression over word 1-3-grams and character 2-5-grams of the folded text) fitted on
+the project's own labelled questions (`nlp/training/kinds.jsonl`, plus the "kind" of any
 `nlp/training/questions_*.jsonl`), "train" lines only: the "check" lines stay unseen to measure overfitting.
-Nothing is downloaded or unpickled; training is deterministic and takes about 0.6 s of CPU for ~2,300 questions
-(plus about 1 s to import scikit-learn), scoring one question about 0.15 ms.
+`python -m quality.train_classifiers` fits it (deterministic, about 0.6 s of CPU for ~2,300 questions) and writes
+`nlp/models/kinds.npz`, which the bot reads at start without scikit-learn (`nlp/weights.py`); nothing is downloaded
+or unpickled. Scoring one question takes about 0.15 ms.
 
 The hard border is between a procedure and the law. About a procedure (the bot answers from the entry): "có được
 làm X không", "điều kiện để làm X", whether one must do X in one's situation ("sửa nhà có phải xin giấy phép xây dựng
@@ -17,7 +18,9 @@ A procedure question taken for a law question loses its answer, so LAW is given 
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 import sys
 import threading
 from collections import Counter
@@ -28,8 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
+from nlp import weights
 from nlp.labelled import labelled_lines
 from nlp.normalize import fold, normalize
+from nlp.weights import MODELS_DIR
+
+log = logging.getLogger(__name__)
 
 TRAINING_DIR = Path(__file__).resolve().parent / "training"
 OWN_FILE = "kinds.jsonl"
@@ -95,21 +102,58 @@ def build_pipeline(regularization: float = REGULARIZATION):
     return Pipeline([("features", FeatureUnion(_vectorizers())), ("classifier", classifier)])
 
 
-class KindModel:
-    """A fitted pipeline, read back into plain arrays so that one question is scored in well under a millisecond."""
+_TOKEN = re.compile(r"(?u)\b\w+\b")
+_WHITE_SPACES = re.compile(r"\s\s+")
+WORD_SIZES = (1, 3)
+CHAR_SIZES = (2, 5)
+SETTINGS = f"C={REGULARIZATION};words{WORD_SIZES};chars_wb{CHAR_SIZES};min_df=2;newton-cg;balanced"
+MODEL_FILE = MODELS_DIR / "kinds.npz"
 
-    def __init__(self, pipeline) -> None:
-        self.pipeline = pipeline
+
+def word_grams(text: str) -> list[str]:
+    """Word 1-3-grams, as scikit-learn's word analyzer makes them for the fitted vectorizer."""
+    words = _TOKEN.findall(text)
+    grams = list(words)
+    for n in range(WORD_SIZES[0] + 1, min(WORD_SIZES[1], len(words)) + 1):
+        grams += [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
+    return grams
+
+
+def char_grams(text: str) -> list[str]:
+    """Character 2-5-grams inside each word padded with spaces, as scikit-learn's "char_wb" analyzer."""
+    grams = []
+    for word in _WHITE_SPACES.sub(" ", text).split():
+        word = f" {word} "
+        for n in range(CHAR_SIZES[0], CHAR_SIZES[1] + 1):
+            grams += [word[i:i + n] for i in range(max(len(word) - n + 1, 1))]
+            if len(word) <= n:  # a short word is counted once, at its full length
+                break
+    return grams
+
+
+_ANALYZERS = (word_grams, char_grams)  # in the order of the pipeline's FeatureUnion
+
+
+class KindModel:
+    """The fitted model as plain arrays: one question is scored in a fraction of a millisecond, without scikit-learn."""
+
+    def __init__(self, fitted: weights.Fitted) -> None:
+        self.fitted = fitted
+        self.kinds = [QuestionKind(label) for label in fitted.labels]
+        self.intercept = fitted.intercept.astype(np.float64)
+        self.blocks = [(analyzer, space.vocabulary, space.idf, space.coef) for analyzer, space in zip(_ANALYZERS, fitted.spaces)]
+
+    @classmethod
+    def from_pipeline(cls, pipeline, fingerprint: str = "") -> KindModel:
+        """Read a fitted scikit-learn pipeline (build_pipeline) into arrays."""
         classifier = pipeline.named_steps["classifier"]
-        self.kinds = [QuestionKind(label) for label in classifier.classes_]
-        self.intercept = classifier.intercept_.astype(np.float64)
-        self.blocks = []
-        start = 0
+        spaces, start = [], 0
         for _, vectorizer in pipeline.named_steps["features"].transformer_list:
             size = len(vectorizer.vocabulary_)
             coef = np.ascontiguousarray(classifier.coef_[:, start:start + size].T)  # one row per feature
-            self.blocks.append((vectorizer.build_analyzer(), vectorizer.vocabulary_, vectorizer.idf_, coef))
+            spaces.append(weights.Space(dict(vectorizer.vocabulary_), vectorizer.idf_.astype(np.float64), coef))
             start += size
+        return cls(weights.Fitted(tuple(classifier.classes_), classifier.intercept_.astype(np.float64), tuple(spaces), fingerprint))
 
     def logits(self, text: str) -> np.ndarray:
         """The classifier's decision values for a folded text (tf-idf with sublinear tf, l2 per block)."""
@@ -119,10 +163,10 @@ class KindModel:
             if not counts:
                 continue
             indices = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
-            weights = np.fromiter((1.0 + math.log(c) for c in counts.values()), dtype=np.float64, count=len(counts))
-            weights *= idf[indices]
-            weights /= np.sqrt(weights @ weights)
-            total += weights @ coef[indices]
+            weights_ = np.fromiter((1.0 + math.log(c) for c in counts.values()), dtype=np.float64, count=len(counts))
+            weights_ *= idf[indices]
+            weights_ /= np.sqrt(weights_ @ weights_)
+            total += weights_ @ coef[indices]
         return total
 
     def probabilities(self, text: str) -> dict[QuestionKind, float]:
@@ -133,13 +177,24 @@ class KindModel:
         return {kind: float(p) for kind, p in zip(self.kinds, exp)}
 
 
-def train(examples: list[Example], regularization: float = REGULARIZATION) -> KindModel:
-    """Fit the model on labelled examples."""
+def train(examples: list[Example], regularization: float = REGULARIZATION, fingerprint: str = "") -> KindModel:
+    """Fit the model on labelled examples (imports scikit-learn)."""
     if len({e.kind for e in examples}) < 2:
         raise ValueError("training kinds needs labelled questions of at least two kinds")
     pipeline = build_pipeline(regularization)
     pipeline.fit([e.text for e in examples], [e.kind.value for e in examples])
-    return KindModel(pipeline)
+    return KindModel.from_pipeline(pipeline, fingerprint)
+
+
+def training_fingerprint() -> str:
+    return weights.fingerprint(training_files(), SETTINGS)
+
+
+def write_model(path: Path = MODEL_FILE) -> KindModel:
+    """Fit on the train split and write the model file the bot reads at start."""
+    fitted = train(read_examples(training_files()), fingerprint=training_fingerprint())
+    weights.save(path, fitted.fitted)
+    return fitted
 
 
 _model: KindModel | None = None
@@ -147,12 +202,19 @@ _lock = threading.Lock()
 
 
 def model() -> KindModel:
-    """The model trained on the project's train split, fitted once at first use."""
+    """The model of `MODEL_FILE`; fitted afresh (with a warning) when the training files changed since it was written."""
     global _model
     if _model is None:
         with _lock:
             if _model is None:
-                _model = train(read_examples(training_files()))
+                expected = training_fingerprint()
+                stored = weights.load(MODEL_FILE, expected)
+                if stored is not None:
+                    _model = KindModel(stored)
+                else:
+                    log.warning("%s is missing or older than nlp/training: fitting the question-kind model now "
+                                "(write it with python -m quality.train_classifiers)", MODEL_FILE.name)
+                    _model = train(read_examples(training_files()), fingerprint=expected)
     return _model
 
 

@@ -221,6 +221,20 @@ def test_the_identity_card_records_are_equivalents(catalogue, by_id):
     assert levels == {"Cấp xã", "Cấp tỉnh", "Cấp bộ"}
 
 
+def test_a_remark_after_the_level_keeps_the_variants_together():
+    """The complaint procedure at the commune level adds who may handle it, in brackets, after its level:
+    it was a separate procedure, a rival of its own provincial variant in every answer about complaints."""
+    from knowledge.dvcqg import equivalence_key
+
+    provincial = "Giải quyết khiếu nại về quyết định hành chính của công dân đối với lực lượng Công an nhân dân (thực hiện tại cấp tỉnh)"
+    commune = ("Giải quyết khiếu nại về quyết định hành chính của công dân đối với lực lượng Công an nhân dân thực hiện tại cấp xã"
+               " (phải là cán bộ thuộc biên chế của lực lượng Công an)")
+    assert equivalence_key(commune) == equivalence_key(provincial)
+    assert equivalence_key("Cấp giấy phép môi trường (cấp Bộ) (1.010719)") == equivalence_key("Cấp giấy phép môi trường (cấp Tỉnh)")
+    # A bracket that is not after a level still tells procedures apart.
+    assert equivalence_key("Đăng ký xe (đối với xe nhập khẩu)") != equivalence_key("Đăng ký xe (đối với xe sản xuất trong nước)")
+
+
 def test_same_name_at_one_level_is_not_a_variant(catalogue):
     for group in equivalence_groups(catalogue):
         assert len(group) == len(set(group)) >= 2
