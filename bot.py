@@ -1,6 +1,7 @@
 """motcua: answers citizens' questions about administrative procedures.
 
-`python bot.py` opens the console chat when no platform token is configured.
+`python bot.py` opens the console chat when no platform token is configured. This is the command line
+only: the bot itself is assembled in app.py.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from app import build_app, setup_logging
 from broadcasts.cli import broadcast_app
 from config import PROJECT_DIR, Settings, get_settings
 from knowledge.cli import kb_app, staff_app
@@ -37,33 +39,6 @@ def _settings(ctx: typer.Context, db: str | None = None) -> Settings:
     return settings.model_copy(update={"database_url": db}) if db else settings
 
 
-def build_router(settings: Settings, live: bool = False):
-    """Open the knowledge base named by the settings and wire every feature onto it.
-
-    A live router (the chat) follows changes to the knowledge base made by imports, reverts or staff
-    in chat, from this process or another; one-shot commands read it once.
-    """
-    from handlers import build_router as wire
-    from knowledge.catalog import Catalog, LiveCatalog
-    from knowledge.db import session_factory
-    from knowledge.loader import open_knowledge_base
-
-    engine = open_knowledge_base(settings.database_url)
-    if live:
-        source = LiveCatalog(engine, settings.reload_seconds, settings.office_level).start()
-    else:
-        source = Catalog.load(engine, settings.office_level)
-    return wire(source, settings, session_factory(engine))
-
-
-def setup_logging(settings: Settings) -> None:
-    """Standard error at LOG_LEVEL, every record redacted (tokens, keys, passwords) before any handler writes it."""
-    import redaction
-
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    redaction.install(settings)
-
-
 @app.callback(invoke_without_command=True)
 def main(
     ctx: typer.Context,
@@ -85,7 +60,7 @@ def main(
 @app.command()
 def run(
     ctx: typer.Context,
-    channel: Annotated[str | None, typer.Option("--channel", help="telegram, zalo or telegram,zalo (default: those with a token)")] = None,
+    channel: Annotated[str | None, typer.Option("--channel", help="telegram, zalo, zalo_oa or several: telegram,zalo_oa (default: those with a token)")] = None,
     webhook: Annotated[bool, typer.Option("--webhook", help="Receive updates on WEBHOOK_URL behind a reverse proxy instead of long polling")] = False,
     db: DbOption = None,
 ) -> None:
@@ -97,17 +72,26 @@ def run(
 
     settings = _settings(ctx, db)
     chosen = [c.strip().lower() for c in channel.split(",")] if channel else [
-        name for name, token in (("telegram", settings.telegram_bot_token), ("zalo", settings.zalo_bot_token)) if token]
+        name for name, token in (("telegram", settings.telegram_bot_token), ("zalo", settings.zalo_bot_token),
+                                 ("zalo_oa", settings.zalo_oa_access_token)) if token]
     unknown = [c for c in chosen if c not in CHANNELS]
     if unknown or not chosen:
-        typer.echo(f"Kênh không hợp lệ: {', '.join(unknown) or '(chưa có)'}; dùng telegram, zalo (và đặt token tương ứng).", err=True)
+        typer.echo(f"Kênh không hợp lệ: {', '.join(unknown) or '(chưa có)'}; dùng telegram, zalo, zalo_oa (và đặt token tương ứng).", err=True)
         raise typer.Exit(2)
+    import operations
     from redaction import redact
 
-    router = build_router(settings, live=True)
-    services = background_services(settings, router.context.db)
     try:
-        asyncio.run(run_channels(router, settings, chosen, webhook, services))
+        operations.wait_for_database(settings.database_url, settings.database_wait_seconds)
+    except operations.DatabaseUnavailable as error:
+        typer.echo(redact(str(error)), err=True)
+        raise typer.Exit(1) from None
+    # Only the running bot: in one-shot commands each error is wanted, and tests capture logs their own way.
+    operations.install_repeated_error_filter(settings.log_repeat_seconds)
+    bot = build_app(settings, live=True)
+    services = background_services(settings, bot.db)
+    try:
+        asyncio.run(run_channels(bot.router, settings, chosen, webhook, services))
     except ChannelError as error:
         typer.echo(redact(str(error)), err=True)
         raise typer.Exit(1) from None
@@ -115,6 +99,8 @@ def run(
         logging.getLogger("bot").critical("the bot stopped", exc_info=error)
         typer.echo(redact(f"Bot dừng do lỗi: {type(error).__name__}: {error}"), err=True)
         raise typer.Exit(1) from None
+    finally:
+        bot.close()
 
 
 @app.command()
@@ -122,7 +108,11 @@ def chat(ctx: typer.Context, db: DbOption = None) -> None:
     """Interactive console chat on the configured knowledge base."""
     from channels.console import run_console
 
-    run_console(build_router(_settings(ctx, db), live=True))
+    bot = build_app(_settings(ctx, db), live=True)
+    try:
+        run_console(bot.router)
+    finally:
+        bot.close()
 
 
 @app.command()
@@ -133,18 +123,23 @@ def ask(
     db: DbOption = None,
 ) -> None:
     """Answer one question, or a stream of JSON lines (the contract of ../shared/eval/README.md)."""
+    from handlers.state import ChatMemory
     from quality.contract import answer_lines, answer_one
 
-    router = build_router(_settings(ctx, db))
-    if jsonl:
-        for line in answer_lines(router, sys.stdin):
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
-        return
-    if question is None:
+    if not jsonl and question is None:
         typer.echo("Give a question, or --jsonl to read JSON lines from standard input.", err=True)
         raise typer.Exit(2)
-    typer.echo(json.dumps(answer_one(router, "cli", question), ensure_ascii=False))
+    # Each run starts fresh: its conversations never read or leave memory of the stored chats.
+    bot = build_app(_settings(ctx, db), memory=ChatMemory())
+    try:
+        if jsonl:
+            for line in answer_lines(bot.router, sys.stdin):
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
+            return
+        typer.echo(json.dumps(answer_one(bot.router, "cli", question), ensure_ascii=False))
+    finally:
+        bot.close()
 
 
 @app.command("eval")
@@ -160,7 +155,14 @@ def evaluate(
     if not file.exists():
         typer.echo(f"File not found: {file}", err=True)
         raise typer.Exit(2)
-    report = run_eval(build_router(_settings(ctx, db).model_copy(update={"record_questions": False})), file)
+    from handlers.state import ChatMemory
+
+    # Each run starts fresh (its own memory of its conversations), so figures never depend on an earlier run.
+    bot = build_app(_settings(ctx, db).model_copy(update={"record_questions": False}), memory=ChatMemory())
+    try:
+        report = run_eval(bot.router, file)
+    finally:
+        bot.close()
     print_report(report, show_errors=show_errors)
 
 

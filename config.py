@@ -22,16 +22,51 @@ class Settings(BaseSettings):
     telegram_bot_token: str | None = None
     telegram_bot_username: str | None = None  # for deep links and QR codes (t.me/<username>?start=...)
     telegram_api_base_url: str | None = None  # another Bot API server, e.g. http://127.0.0.1:8081/bot
-    # Replies per second across all chats. Telegram allows about 30; a little under leaves room for the
-    # jitter of requests in flight, which would otherwise turn a burst into 429s. 0 lifts it (a test server).
+    # Messages per second across all chats for the bot's token: replies, announcements and reminders together
+    # (channels.limits; replies first). Telegram allows about 30; a little under leaves room for the jitter of
+    # requests in flight, which would otherwise turn a burst into 429s. 0 lifts it (a test server).
     telegram_messages_per_second: float = 27.0
+    # Messages of one chat waiting for an answer (Telegram and Zalo); more are dropped and the chat is told once,
+    # so one chat sending a burst cannot hold up everyone else.
+    chat_max_pending: int = Field(default=5, ge=1)
     zalo_bot_token: str | None = None
     zalo_api_base_url: str | None = None
+    # Zalo Official Account (channels/zalo_oa.py): the app (developers.zalo.me) and its OA. The access/refresh
+    # tokens here seed the database; the bot refreshes them and keeps the newest pair there (encrypted).
+    zalo_oa_app_id: str | None = None
+    zalo_oa_app_secret: str | None = None  # the app's secret key: OAuth v4 token refresh
+    zalo_oa_secret_key: str | None = None  # the OA secret key of the webhook settings: X-ZEvent-Signature
+    zalo_oa_id: str | None = None  # for the OA's link and QR code, https://zalo.me/<id>
+    zalo_oa_access_token: str | None = None
+    zalo_oa_refresh_token: str | None = None
+    zalo_oa_api_base_url: str | None = None  # default https://openapi.zalo.me
+    zalo_oa_oauth_base_url: str | None = None  # default https://oauth.zaloapp.com
+    zalo_oa_zns_base_url: str | None = None  # template messages; default https://business.openapi.zalo.me
+    zalo_oa_webhook_path: str = "/zalo_oa"
+    zalo_oa_webhook_port: int | None = Field(default=None, ge=0, le=65535)  # default WEBHOOK_PORT + 2
+    zalo_oa_webhook_max_age_seconds: float = Field(default=300.0, gt=0)  # older signed events are refused
+    # The OA may message a citizen freely only this long after the citizen's last message, this many times.
+    zalo_oa_window_hours: float = Field(default=48.0, gt=0)
+    zalo_oa_window_messages: int = Field(default=8, ge=1)
+    # Approved template (ZNS) ids per reminder kind, for reminders outside the window; unset: none sent.
+    zalo_oa_template_received: str | None = None
+    zalo_oa_template_needs_documents: str | None = None
+    zalo_oa_template_result_ready: str | None = None
+    zalo_oa_template_appointment: str | None = None
+    zalo_oa_template_late: str | None = None
+    zalo_oa_template_rejected: str | None = None
     # Webhook mode (behind a reverse proxy): the public URL, the secret the platform sends back, where to listen.
     webhook_url: str | None = None
     webhook_secret: str | None = None
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = 8443
+    # Operation (operations.py): how long start-up waits for the database before giving up (exit 1); repeated
+    # identical warnings/errors are logged once per this many seconds with a count (0: every one); /healthz for a
+    # bot that polls (a webhook server serves it on its own port): off unless HEALTH_PORT is set.
+    database_wait_seconds: float = Field(default=60.0, ge=0)
+    log_repeat_seconds: float = Field(default=60.0, ge=0)
+    health_listen: str = "127.0.0.1"
+    health_port: int | None = Field(default=None, ge=0, le=65535)
 
     office_name: str = "Bộ phận Một cửa"
     office_address: str | None = None
@@ -45,6 +80,9 @@ class Settings(BaseSettings):
     national_catalogue: Path | None = SHARED_DIR / "data" / "dvcqg" / "procedures_all_ministries.jsonl.gz"
     record_questions: bool = True  # keep unanswered questions for staff (off for evaluation and benchmarks)
     reload_seconds: float = 1.0  # how often a running bot checks whether the knowledge base changed
+    # What the bot remembers of a chat (the subject of follow-ups, choices offered, a staff draft) is kept in the
+    # database this long after the chat's last use of it, across restarts; then it starts afresh.
+    chat_state_hours: float = Field(default=24.0, gt=0)
     # Processes answering questions beside the channels' own (channels.workers). Unset: 1 on a server with
     # two cores or more (replies stay quick under a burst), else 0 (answer in the channels' process, least memory).
     core_workers: int | None = Field(default=None, ge=0, le=16)
@@ -91,7 +129,7 @@ class Settings(BaseSettings):
 
     @property
     def has_channel_token(self) -> bool:
-        return bool(self.telegram_bot_token or self.zalo_bot_token)
+        return bool(self.telegram_bot_token or self.zalo_bot_token or self.zalo_oa_access_token)
 
 
 @lru_cache

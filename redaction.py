@@ -53,7 +53,8 @@ def register_secret(value: str | None) -> None:
 def settings_secrets(settings: Settings) -> list[str]:
     """Every secret the settings hold: tokens, the webhook secret, the push API key, URL passwords."""
     values = [settings.telegram_bot_token, settings.zalo_bot_token, settings.webhook_secret,
-              getattr(settings, "dossier_push_api_key", None)]
+              getattr(settings, "dossier_push_api_key", None), settings.zalo_oa_app_secret, settings.zalo_oa_secret_key,
+              settings.zalo_oa_access_token, settings.zalo_oa_refresh_token]
     for url in (settings.database_url, getattr(settings, "dossier_status_url", None)):
         values.append(_url_password(url))
     return [v for v in values if v]

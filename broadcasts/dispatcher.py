@@ -1,9 +1,12 @@
 """The sender loop: delivers an announcement's pending rows at the platform's pace, surviving crashes.
 
-- Pace: one overall slot every 1/messages_per_second per channel (no bursts beyond a few milliseconds of
-  catch-up, so a server counting any one-second window never sees more than the limit), and one message
-  per chat per `seconds_per_chat`.
-- 429: every send on that channel pauses for `retry_after`; the message is tried again after.
+- Pace: the token's one limiter (channels.limits, shared with the chat channel's replies and the
+  reminders), at background priority: replies go first, announcements fill the rest, evenly spaced so a
+  server counting any one-second window never sees more than the limit; at most one message per chat per
+  `seconds_per_chat` (a chat that is not ready yet is passed over, not waited for).
+  BROADCAST_MESSAGES_PER_SECOND caps announcements lower still.
+- 429: the sender pauses the token's limiter for `retry_after`: every send with the token waits; the
+  message is tried again after.
 - 403 / chat gone: the delivery is `blocked` and the chat's subscription ends.
 - Network errors and 5xx: tried again with exponential backoff, at most `max_attempts` times, then `failed`.
 - Durability: rows are claimed (`in_flight`) in small batches before sending and recorded after, every
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import random
@@ -29,12 +33,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from aiolimiter import AsyncLimiter
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from broadcasts.audience import unsubscribe
 from broadcasts.compose import materialise, refresh_counts
 from broadcasts.models import BroadcastRow, DeliveryRow, DeliveryState, State, aware, utcnow
+from channels.limits import Priority, TokenLimiter, limiter_of
 from channels.outbound import Delivery, Outcome, Sender
 from config import Settings
 from handlers.messages import Button
@@ -48,8 +54,7 @@ CHECK_SECONDS = 0.2  # read the broadcast's state (cancel) and renew the lease t
 MAX_CONCURRENT = 64  # requests in flight at once: the pace, not this, is the limit; it covers slow networks
 BACKOFF_BASE = 2.0  # seconds before the 2nd attempt; doubles each time
 BACKOFF_CAP = 300.0
-CATCH_UP = 0.005  # seconds a late slot may be made up: tiny, so no burst follows a hiccup of the loop
-PACE_MARGIN = 0.98  # the server's clock and ours differ by network jitter: keep just under its limit
+PICK_AHEAD = 64  # queued messages looked through for a chat that may get one now
 
 
 def process_id() -> str:
@@ -84,36 +89,37 @@ def _is_zombie(pid: int) -> bool:
 
 
 class Pacer:
-    """Slots for one channel: overall spacing, per-chat spacing, and a pause for everyone after a 429."""
+    """One channel's slots for this dispatcher: the token's shared limiter at background priority, an
+    optional lower cap (BROADCAST_MESSAGES_PER_SECOND), and a warm-up: the first message waits for the
+    connection (and the client's own start-up), or the messages paced behind it would arrive in a burst."""
 
-    def __init__(self, per_second: float, seconds_per_chat: float) -> None:
-        self.interval = 1.0 / per_second if per_second > 0 else 0.0
-        self.seconds_per_chat = seconds_per_chat
-        self.next_at = 0.0
-        self.paused_until = 0.0
-        self.chat_next: dict[str, float] = {}
-        # The first message waits for the connection (and the client's own start-up); the next ones wait
-        # for it, or the messages paced behind it would reach the server in a burst.
-        self.started = self.warm = False
+    def __init__(self, limiter: TokenLimiter, cap: float | None) -> None:
+        self.limiter = limiter
+        self.cap = AsyncLimiter(1, 1 / cap) if cap else None
+        self.warm = False  # a message has come back from the platform
+        self.in_flight = 0
 
-    def pause(self, seconds: float) -> None:
-        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+    @property
+    def rate(self) -> float:
+        """Messages per second at most (0: no limit)."""
+        rates = [r for r in (self.limiter.messages_per_second, 1 / self.cap.time_period if self.cap else 0.0) if r > 0]
+        return min(rates, default=0.0)
 
-    def wait_for(self, chat_id: str) -> float:
-        """Seconds until a message to this chat may go (0: now)."""
-        now = time.monotonic()
-        if self.started and not self.warm:
-            return CHECK_SECONDS / 4
-        return max(0.0, max(self.next_at, self.paused_until, self.chat_next.get(chat_id, 0.0)) - now)
+    def ready(self) -> bool:
+        return self.warm or not self.in_flight
 
-    def take(self, chat_id: str) -> None:
-        now = time.monotonic()
-        self.started = True
-        self.next_at = max(self.next_at, now - CATCH_UP) + self.interval
-        if self.seconds_per_chat:
-            self.chat_next[chat_id] = now + self.seconds_per_chat
-            if len(self.chat_next) > 50_000:
-                self.chat_next = {k: v for k, v in self.chat_next.items() if v > now}
+    def pick(self, queue: deque[Item]) -> Item:
+        """The first item whose chat may get a message now, so one chat's spacing holds up nobody; else the head."""
+        for i, item in enumerate(itertools.islice(queue, PICK_AHEAD)):
+            if not self.limiter.chat_wait(item.chat_id, Priority.BACKGROUND):
+                del queue[i]
+                return item
+        return queue.popleft()
+
+    async def slot(self, chat_id: str) -> None:
+        if self.cap is not None:
+            await self.cap.acquire()
+        await self.limiter.acquire(chat_id, priority=Priority.BACKGROUND)
 
 
 @dataclass(frozen=True)
@@ -167,9 +173,7 @@ class Dispatcher:
 
     def pacer(self, channel: str) -> Pacer:
         if channel not in self.pacers:
-            sender = self.senders[channel]
-            rate = self.settings.broadcast_messages_per_second or sender.messages_per_second * PACE_MARGIN
-            self.pacers[channel] = Pacer(rate, sender.seconds_per_chat)
+            self.pacers[channel] = Pacer(limiter_of(self.senders[channel]), self.settings.broadcast_messages_per_second)
         return self.pacers[channel]
 
     # ------------------------------------------------------------------ the database side (run in a thread)
@@ -324,7 +328,7 @@ class Dispatcher:
         buttons = [[Button(message.link_label or "Xem chi tiết", url=message.link_url)]] if message.link_url else None
         try:
             return await self.senders[item.channel].send(item.chat_id, message.text, buttons)
-        except Exception as error:  # noqa: BLE001 - a sender bug must not stop the whole announcement
+        except Exception as error:  # a sender bug must not stop the whole announcement
             log.exception("sending to %s failed", chat_tag(item.channel, item.chat_id))
             return Delivery(Outcome.TRANSIENT, f"{type(error).__name__}: {error}")
 
@@ -345,16 +349,15 @@ class Dispatcher:
         started = time.monotonic()
         last_check = last_flush = started
         stop_reason: str | None = None
-        limits = {c: max(4, min(500, int(CLAIM_SECONDS / self.pacer(c).interval) if self.pacer(c).interval else 500))
+        limits = {c: max(4, min(500, int(CLAIM_SECONDS * self.pacer(c).rate) if self.pacer(c).rate else 500))
                   for c in self.senders}
+        slots: dict[str, tuple[asyncio.Task, Item]] = {}  # channel -> waiting for a slot for this item
         batch = max(limits.values(), default=4)
 
         def finished(task: asyncio.Task, item: Item) -> None:
             running.discard(task)
             pacer = self.pacer(item.channel)
-            if not pacer.warm:
-                pacer.warm = True
-                pacer.next_at = time.monotonic()
+            pacer.warm, pacer.in_flight = True, pacer.in_flight - 1
             if task.cancelled():
                 queues[item.channel].appendleft(item)
                 return
@@ -362,7 +365,7 @@ class Dispatcher:
             if delivery.outcome is Outcome.RATE_LIMITED:
                 item.attempts -= 1  # the platform asked us to slow down; the message itself was fine
                 report.rate_limited += 1
-                self.pacer(item.channel).pause(delivery.retry_after or 1.0)
+                self.pacer(item.channel).limiter.pause(delivery.retry_after or 1.0)  # done by the sender too: harmless
                 log.info("429 on %s: pausing %.1f s", item.channel, delivery.retry_after or 1.0)
                 queues[item.channel].appendleft(item)  # still claimed: it goes as soon as the pause ends
                 return
@@ -386,6 +389,13 @@ class Dispatcher:
                 if progress:
                     progress(report)
 
+        def ask_for_slots() -> None:
+            """Wait in the token's limiter for the next message of every channel that has one ready."""
+            for channel, queue in queues.items():
+                if queue and channel not in slots and self.pacer(channel).ready() and len(running) < MAX_CONCURRENT:
+                    item = self.pacer(channel).pick(queue)
+                    slots[channel] = (asyncio.create_task(self.pacer(channel).slot(item.chat_id)), item)
+
         try:
             while True:
                 now = time.monotonic()
@@ -407,7 +417,7 @@ class Dispatcher:
                             claimed_empty[channel] = now
                         else:
                             claimed_empty.pop(channel, None)
-                if not any(queues.values()):
+                if not any(queues.values()) and not slots:
                     claimed_empty.clear()  # nothing queued anywhere: the next round asks the database again
                     if running:
                         await asyncio.wait(running, timeout=CHECK_SECONDS, return_when=asyncio.FIRST_COMPLETED)
@@ -423,24 +433,33 @@ class Dispatcher:
                 if len(running) >= MAX_CONCURRENT:
                     await asyncio.wait(running, timeout=CHECK_SECONDS, return_when=asyncio.FIRST_COMPLETED)
                     continue
-                wait, channel = min((self.pacer(c).wait_for(q[0].chat_id), c) for c, q in queues.items() if q)
-                if wait > 0:
-                    # Short naps: a cancel or a finished request is noticed while waiting for a slot.
-                    await asyncio.sleep(min(wait, CHECK_SECONDS / 2))
+                ask_for_slots()
+                if not slots:  # only the warm-up send in flight (so `running` is not empty)
+                    await asyncio.wait(running, timeout=CHECK_SECONDS / 2, return_when=asyncio.FIRST_COMPLETED)
                     continue
-                item = queues[channel].popleft()
-                self.pacer(channel).take(item.chat_id)
-                item.attempts += 1
-                task = asyncio.create_task(self._send(message, item))
-                running.add(task)
-                task.add_done_callback(lambda t, i=item: finished(t, i))
+                # Short naps: a cancel or a finished request is noticed while waiting for a slot.
+                await asyncio.wait([task for task, _ in slots.values()], timeout=CHECK_SECONDS / 2,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                for channel, (slot, item) in list(slots.items()):
+                    if slot.done():
+                        del slots[channel]
+                        item.attempts += 1
+                        self.pacer(channel).in_flight += 1
+                        task = asyncio.create_task(self._send(message, item))
+                        running.add(task)
+                        task.add_done_callback(lambda t, i=item: finished(t, i))
+                ask_for_slots()  # at once: a slot nobody waits for is lost (the limiter keeps no credit)
         finally:
+            for slot, _ in slots.values():
+                slot.cancel()
+            if slots:
+                await asyncio.wait([slot for slot, _ in slots.values()])
             if running:
                 await asyncio.wait(running)
                 await asyncio.sleep(0)  # let the done callbacks run
             with contextlib.suppress(Exception):
                 await flush()
-            unsent = [item for q in queues.values() for item in q]
+            unsent = [item for q in queues.values() for item in q] + [item for _, item in slots.values()]
             await asyncio.to_thread(self._release, broadcast_id, unsent)
         report.seconds = time.monotonic() - started
         if stop_reason == "done":

@@ -6,19 +6,27 @@ reminder job, the broadcast dispatcher) decides about retrying, pacing and recor
 
     sender = senders_from_settings(settings)["telegram"]
     delivery = await sender.send("123456", "Hồ sơ của bạn đã có kết quả.")
-    if delivery.outcome is Outcome.RATE_LIMITED: wait delivery.retry_after seconds, then try again
+    if delivery.outcome is Outcome.RATE_LIMITED: try again later (the token's limiter is already paused)
 
-Each sender states its platform's limits (`max_text`, `messages_per_second`, `seconds_per_chat`);
-pacing to them is the caller's job, because only it sees all messages going out.
+Each sender has its token's limiter (`sender.limiter`, channels.limits): the same object the chat
+channel's replies wait on, so one token never goes over its platform's rate whoever sends. The caller
+paces with it before each send, at background priority (replies go first):
+
+    await sender.limiter.acquire(chat_id, priority=Priority.BACKGROUND)
+    delivery = await sender.send(chat_id, text)
+
+A 429 pauses that limiter for everyone of the token before the outcome is told.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from channels.limits import PlatformLimits, TokenLimiter, limiter_for
 from config import Settings
 from handlers.messages import Button
 from redaction import redact, register_secret
@@ -57,6 +65,7 @@ class Sender(Protocol):
     max_text: int  # characters in one message
     messages_per_second: float  # across all chats
     seconds_per_chat: float  # between two messages to one chat
+    limiter: TokenLimiter  # the token's, shared with every other sender of it (channels.limits.limiter_of for doubles)
 
     async def send(self, chat_id: str, text: str, buttons: list[list[Button]] | None = None) -> Delivery:
         """One attempt; `text` must fit `max_text`. Buttons with a `url` open a link."""
@@ -66,11 +75,12 @@ class Sender(Protocol):
 
 
 class TelegramSender:
-    """Sends through the Bot API with python-telegram-bot's Bot, without its rate limiter: the caller paces."""
+    """Sends through the Bot API with python-telegram-bot's Bot; the caller paces with `self.limiter`, the token's."""
 
     channel = "telegram"
 
-    def __init__(self, token: str, base_url: str | None = None, *, connections: int = 64) -> None:
+    def __init__(self, token: str, base_url: str | None = None, *, connections: int = 64,
+                 messages_per_second: float | None = None) -> None:
         from telegram import Bot
         from telegram.constants import FloodLimit, MessageLimit
 
@@ -78,17 +88,25 @@ class TelegramSender:
         from channels.telegram import file_url_for
 
         self.max_text = MessageLimit.MAX_TEXT_LENGTH
-        self.messages_per_second = FloodLimit.MESSAGES_PER_SECOND
+        # None keeps what the token's limiter was set to (by the chat channel, from settings), else the default.
+        self.limiter = limiter_for(self.channel, token, messages_per_second=messages_per_second)
         self.seconds_per_chat = 1 / FloodLimit.MESSAGES_PER_SECOND_PER_CHAT
         register_secret(token)
         request = AiohttpRequest(connections, pool_timeout=30)
         kwargs = {"base_url": base_url, "base_file_url": file_url_for(base_url)} if base_url else {}
         self.bot = Bot(token, request=request, **kwargs)
         self._ready = False
+        self._starting = asyncio.Lock()  # concurrent first sends initialise the Bot once
+
+    @property
+    def messages_per_second(self) -> float:
+        return self.limiter.messages_per_second
 
     async def send(self, chat_id: str, text: str, buttons: list[list[Button]] | None = None) -> Delivery:
         from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
         from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+
+        from channels.telegram import retry_after_seconds
 
         if len(text) > self.max_text:
             return Delivery(Outcome.REJECTED, f"text of {len(text)} characters exceeds {self.max_text}")
@@ -96,14 +114,16 @@ class TelegramSender:
                  for b in row] for row in buttons or []]
         try:
             if not self._ready:
-                await self.bot.initialize()
-                self._ready = True
+                async with self._starting:
+                    if not self._ready:
+                        await self.bot.initialize()
+                        self._ready = True
             await self.bot.send_message(chat_id, text, reply_markup=InlineKeyboardMarkup(rows) if rows else None,
                                         link_preview_options=LinkPreviewOptions(is_disabled=True))
             return Delivery(Outcome.SENT)
         except RetryAfter as error:
-            retry = error.retry_after
-            seconds = retry.total_seconds() if hasattr(retry, "total_seconds") else float(retry)
+            seconds = retry_after_seconds(error)
+            self.limiter.pause(seconds)  # the quota is the token's: the replies wait too
             return Delivery(Outcome.RATE_LIMITED, error.message, seconds)
         except Forbidden as error:
             return Delivery(Outcome.BLOCKED, error.message)
@@ -133,8 +153,12 @@ class ZaloSender:
         register_secret(token)
         self.client = ZaloClient(token, base_url)
         self.max_text = MESSAGE_LIMIT
-        # Zalo publishes no rate; the chat channel paces itself at the same figure (channels.zalo).
-        self.messages_per_second = 30.0
+        # Zalo publishes no rate: the token's limiter, as the chat channel sets it (channels.zalo), else 30/s.
+        self.limiter = limiter_for(self.channel, token)
+
+    @property
+    def messages_per_second(self) -> float:
+        return self.limiter.messages_per_second
 
     async def send(self, chat_id: str, text: str, buttons: list[list[Button]] | None = None) -> Delivery:
         from channels.zalo import UNREACHABLE_CODES, ZaloApiError
@@ -150,6 +174,7 @@ class ZaloSender:
             return Delivery(Outcome.SENT)
         except ZaloApiError as error:
             if error.code == 429:
+                self.limiter.pause(error.retry_after if error.retry_after is not None else 1.0)
                 return Delivery(Outcome.RATE_LIMITED, str(error), error.retry_after)
             if error.code in UNREACHABLE_CODES:
                 return Delivery(Outcome.BLOCKED, str(error))
@@ -170,6 +195,7 @@ class ConsoleSender:
     seconds_per_chat = 0.0
 
     def __init__(self, echo: bool = True) -> None:
+        self.limiter = TokenLimiter(self.channel, PlatformLimits(0.0, 0.0, 1, 0.0, 1))  # no platform: no limit
         self.echo = echo
         self.sent: list[tuple[str, str]] = []
 
@@ -187,7 +213,8 @@ def senders_from_settings(settings: Settings) -> dict[str, Sender]:
     """A sender for every channel with a token set (and the console's), keyed by channel name."""
     senders: dict[str, Sender] = {"console": ConsoleSender()}
     if settings.telegram_bot_token:
-        senders["telegram"] = TelegramSender(settings.telegram_bot_token, settings.telegram_api_base_url)
+        senders["telegram"] = TelegramSender(settings.telegram_bot_token, settings.telegram_api_base_url,
+                                             messages_per_second=settings.telegram_messages_per_second)
     if settings.zalo_bot_token:
         senders["zalo"] = ZaloSender(settings.zalo_bot_token, settings.zalo_api_base_url)
     return senders
@@ -197,5 +224,5 @@ async def close_all(senders: dict[str, Sender]) -> None:
     for sender in senders.values():
         try:
             await sender.aclose()
-        except Exception:  # noqa: BLE001 - closing must go on for the others
+        except Exception:  # closing must go on for the others
             log.exception("closing the %s sender failed", sender.channel)

@@ -10,12 +10,13 @@ from collections.abc import Sequence
 from urllib.parse import urlparse
 
 from background import BackgroundService
+from channels.base import Core
 from config import Settings
 from handlers.core import Router
 from redaction import redact
 
 log = logging.getLogger(__name__)
-CHANNELS = ("telegram", "zalo")
+CHANNELS = ("telegram", "zalo", "zalo_oa")
 
 
 class ChannelError(Exception):
@@ -32,14 +33,28 @@ async def run_channels(router: Router, settings: Settings, channels: list[str], 
             loop.add_signal_handler(sig, stop.set)
     started: list = []
     try:
-        if settings.answering_workers and router.workers is None:
-            started.append(await _start_workers(router, settings))
+        if webhook:
+            from channels.webhooks import check_secret
+
+            check_secret(settings.webhook_secret)  # refused in one line before any worker process starts
+        core: Core = router
+        if settings.answering_workers:
+            core, stop_workers = await _start_workers(router, settings)
+            started.append(stop_workers)
         if "telegram" in channels:
-            started.append(await _start_telegram(router, settings, webhook))
+            started.append(await _start_telegram(core, settings, webhook))
         if "zalo" in channels:
-            started.append(await _start_zalo(router, settings, webhook))
+            started.append(await _start_zalo(core, settings, webhook))
+        if "zalo_oa" in channels:
+            from channels.zalo_oa import start_zalo_oa
+
+            started.append(await start_zalo_oa(core, settings))  # the OA has no polling: always its webhook
+        if not webhook and settings.health_port is not None:
+            from operations import HealthServer
+
+            started.append((await HealthServer(router.context.db, settings.health_listen, settings.health_port).start()).stop)
         if services:
-            started.append(await _start_services(settings, channels, services))
+            started.append(await _start_services(settings, channels, services, router.context.db))
         log.warning("serving %s (%s); Ctrl+C to stop", ", ".join(channels), "webhook" if webhook else "long polling")
         await stop.wait()
     finally:
@@ -49,24 +64,29 @@ async def run_channels(router: Router, settings: Settings, channels: list[str], 
 
 
 async def _start_workers(router: Router, settings: Settings):
-    from channels.workers import CoreWorkers
+    """The worker processes (CORE_WORKERS), held here for as long as the channels run: the core in front of
+    them for the channels, and how to stop them."""
+    from channels.workers import CoreWorkers, WorkerCore
 
-    router.workers = await CoreWorkers(settings, settings.answering_workers).start()
+    workers = await CoreWorkers(settings, settings.answering_workers).start()
 
     async def stop_workers() -> None:
-        workers, router.workers = router.workers, None
         await asyncio.to_thread(workers.shutdown)
 
-    return stop_workers
+    return WorkerCore(router, workers), stop_workers
 
 
-async def _start_services(settings: Settings, channels: list[str], services: Sequence[BackgroundService]):
+async def _start_services(settings: Settings, channels: list[str], services: Sequence[BackgroundService], db=None):
     """One scheduler for all background work; unprompted messages go out on the running channels only."""
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     from channels.outbound import close_all, senders_from_settings
 
     senders = {name: sender for name, sender in senders_from_settings(settings).items() if name in channels}
+    if "zalo_oa" in channels and db is not None:
+        from channels.zalo_oa import ZaloOASender
+
+        senders["zalo_oa"] = ZaloOASender(settings, db)
     scheduler = AsyncIOScheduler(timezone=settings.timezone)
     running: list[BackgroundService] = []
     for service in services:
@@ -86,12 +106,12 @@ async def _start_services(settings: Settings, channels: list[str], services: Seq
     return stop_services
 
 
-async def _start_telegram(router: Router, settings: Settings, webhook: bool):
+async def _start_telegram(core: Core, settings: Settings, webhook: bool):
     from channels import telegram
 
     if not settings.telegram_bot_token:
         raise ChannelError("Chưa đặt TELEGRAM_BOT_TOKEN (lấy từ @BotFather).")
-    app = telegram.build_application(router, settings, webhook=webhook)
+    app = telegram.build_application(core, settings, webhook=webhook)
     hook = None
     if webhook:
         if not settings.webhook_url or not settings.webhook_secret:
@@ -108,12 +128,12 @@ async def _start_telegram(router: Router, settings: Settings, webhook: bool):
     return lambda: telegram.stop(app)
 
 
-async def _start_zalo(router: Router, settings: Settings, webhook: bool):
+async def _start_zalo(core: Core, settings: Settings, webhook: bool):
     from channels.zalo import ZaloApiError, ZaloChannel
 
     if not settings.zalo_bot_token:
         raise ChannelError("Chưa đặt ZALO_BOT_TOKEN (tạo bot tại bot.zapps.me).")
-    channel = ZaloChannel(router, settings, base_url=settings.zalo_api_base_url)
+    channel = ZaloChannel(core, settings, base_url=settings.zalo_api_base_url)
     try:
         if webhook:
             if not settings.webhook_url or not settings.webhook_secret:

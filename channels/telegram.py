@@ -1,19 +1,21 @@
 """The Telegram channel (python-telegram-bot v22): updates become `Incoming`, replies become messages.
 
 The adapter owns Telegram's rules: 4096 characters per message (long answers are split, buttons go
-under the last part), 64 bytes of callback data per button, the flood limits (AIORateLimiter, which
-also waits out a 429's retry_after), the 20 MB download limit, and the /start payload alphabet of deep
-links. Messages are plain text (no parse mode), so nothing in an answer needs escaping.
+under the last part), 64 bytes of callback data per button, the flood limits (the token's one limiter
+of channels.limits, shared with announcements and reminders; a 429 pauses it for everyone), the 20 MB
+download limit, and the /start payload alphabet of deep links. Messages are plain text (no parse mode),
+so nothing in an answer needs escaping.
 
 Chats are answered concurrently, but one chat's updates run in order: its state (the choices just
-offered, the subject of a follow-up) must see "khai sinh" before "2".
+offered, the subject of a follow-up) must see "khai sinh" before "2". At most CHAT_MAX_PENDING of one
+chat's updates wait; beyond that they are dropped and the chat is told once, so a flood starves nobody.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,18 +23,20 @@ from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Lin
 from telegram.constants import ChatType, FileSizeLimit, InlineKeyboardButtonLimit, MessageLimit
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     BaseUpdateProcessor,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    ExtBot,
     MessageHandler,
     filters,
 )
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
 
 from channels.base import respond, split_text
 from channels.http import AiohttpRequest
+from channels.limits import TOO_FAST, ChatQueues, Priority, limiter_for
 from config import Settings
 from handlers.core import ONLY_TEXT, Router
 from handlers.messages import Incoming, IncomingFile, Reply
@@ -47,7 +51,8 @@ MAX_DOWNLOAD = FileSizeLimit.FILESIZE_DOWNLOAD  # 20 MB: the Bot API serves no b
 MAX_CONCURRENT_UPDATES = 256  # one per chat at a time
 CONNECTION_POOL_SIZE = 64  # replies in flight at once; more only adds connection set-up under a burst
 POLL_TIMEOUT = 30  # seconds a getUpdates long poll may wait: fewer idle requests, no added latency
-SEND_ATTEMPTS = 3  # a network error or a 5xx is retried twice; a duplicate beats an unanswered citizen
+SEND_ATTEMPTS = 4  # network errors, 5xx and 429s (waited out) are tried again; a duplicate beats an unanswered citizen
+MAX_PENDING_PER_CHAT = 5  # a chat's messages waiting for an answer (CHAT_MAX_PENDING); more are dropped, the chat told once
 BOOTSTRAP_RETRIES = 5  # deleteWebhook / setWebhook at start, retried on network errors
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 
@@ -65,7 +70,6 @@ CITIZEN_COMMANDS: dict[str, str] = {
 }
 FILE_TOO_BIG = "Tệp {name} quá lớn: Telegram chỉ cho phép bot tải tệp đến 20 MB. Bạn vui lòng gửi tệp nhỏ hơn."
 FILE_NOT_READ = "Tôi chưa tải được tệp {name}. Bạn vui lòng gửi lại sau ít phút."
-_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what Telegram accepts as a webhook secret_token
 
 
 # --------------------------------------------------------------------------- replies -> messages
@@ -122,26 +126,62 @@ async def send(bot, chat_id: int | str, replies: list[Reply]) -> bool:
     return True
 
 
+def is_group(chat_id: int | str) -> bool:
+    """Telegram's group and channel ids are negative; they get the group pace (20 messages a minute)."""
+    try:
+        return int(chat_id) < 0
+    except (TypeError, ValueError):
+        return False
+
+
+def retry_after_seconds(error: RetryAfter) -> float:
+    """PTB gives retry_after as seconds or a timedelta, depending on its settings."""
+    retry = error.retry_after
+    return retry.total_seconds() if hasattr(retry, "total_seconds") else float(retry)
+
+
+def _worth_another_try(error: BaseException) -> bool:
+    """A 429 (waited out) and network trouble (timeouts, 5xx); a refusal or a block will not change."""
+    return isinstance(error, RetryAfter) or (isinstance(error, NetworkError) and not isinstance(error, BadRequest))
+
+
+def _reply_wait(state: RetryCallState) -> float:
+    # After a 429 the token's limiter is paused: acquiring again waits it out, for every sender at once.
+    error = state.outcome.exception() if state.outcome else None
+    return 0.0 if isinstance(error, RetryAfter) else 0.5 * state.attempt_number
+
+
+def _log_reply_retry(chat_id: int | str) -> Callable[[RetryCallState], None]:
+    def before_sleep(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.info("%s: %s; retrying", chat_tag(CHANNEL, chat_id), describe(error)[1] if error else "failed")
+    return before_sleep
+
+
 async def _send_one(bot, chat_id: int | str, text: str, markup: InlineKeyboardMarkup | None) -> bool:
-    for attempt in range(1, SEND_ATTEMPTS + 1):
-        try:
-            # No parse mode: answers are plain text. Previews of portal links would only bury the answer.
-            await bot.send_message(chat_id, text, reply_markup=markup, link_preview_options=LinkPreviewOptions(is_disabled=True))
-            return True
-        except (Forbidden, BadRequest, RetryAfter) as error:  # retrying will not help (429s were retried already)
-            level, what = describe(error)
-            log.log(level, "%s: message not sent: %s", chat_tag(CHANNEL, chat_id), what)
-            log.debug("%s is Telegram chat %s", chat_tag(CHANNEL, chat_id), chat_id)
-            return False
-        except NetworkError as error:
-            level, what = describe(error)
-            if attempt == SEND_ATTEMPTS:
-                log.log(level, "%s: message not sent after %d attempts: %s", chat_tag(CHANNEL, chat_id), attempt, what)
-                log.debug("%s is Telegram chat %s", chat_tag(CHANNEL, chat_id), chat_id)
-                return False
-            log.info("%s: %s; retrying", chat_tag(CHANNEL, chat_id), what)
-            await asyncio.sleep(0.5 * attempt)
-    return False
+    """One message, paced by the token's limiter (a reply goes before announcements), tried again on a 429
+    or a network error; False when it could not be delivered (logged with what it means)."""
+    limiter = limiter_for(CHANNEL, bot.token)
+    retrying = AsyncRetrying(retry=retry_if_exception(_worth_another_try), stop=stop_after_attempt(SEND_ATTEMPTS),
+                             wait=_reply_wait, before_sleep=_log_reply_retry(chat_id), reraise=True)
+    try:
+        async for attempt in retrying:
+            with attempt:
+                await limiter.acquire(chat_id, priority=Priority.REPLY, group=is_group(chat_id))
+                try:
+                    # No parse mode: answers are plain text. Previews of portal links would only bury the answer.
+                    await bot.send_message(chat_id, text, reply_markup=markup,
+                                           link_preview_options=LinkPreviewOptions(is_disabled=True))
+                except RetryAfter as error:
+                    limiter.pause(retry_after_seconds(error))  # the quota is the token's: everyone waits
+                    raise
+        return True
+    except TelegramError as error:
+        level, what = describe(error)
+        tries = retrying.statistics.get("attempt_number", 1)
+        log.log(level, "%s: message not sent%s: %s", chat_tag(CHANNEL, chat_id), f" after {tries} attempts" if tries > 1 else "", what)
+        log.debug("%s is Telegram chat %s", chat_tag(CHANNEL, chat_id), chat_id)
+        return False
 
 
 # --------------------------------------------------------------------------- updates -> Incoming
@@ -246,29 +286,28 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 # --------------------------------------------------------------------------- the application
 
 class PerChatUpdateProcessor(BaseUpdateProcessor):
-    """Up to `max_concurrent_updates` updates at once, but one chat's updates one after another, in order."""
+    """Up to `max_concurrent_updates` updates at once, one chat's updates one after another, in order, and at
+    most `max_pending` of one chat waiting: beyond that they are dropped and the chat is told once
+    (`on_refused`), so a chat sending a burst cannot take the turns everyone else needs."""
 
-    def __init__(self, max_concurrent_updates: int = MAX_CONCURRENT_UPDATES) -> None:
+    def __init__(self, max_concurrent_updates: int = MAX_CONCURRENT_UPDATES, max_pending: int = MAX_PENDING_PER_CHAT) -> None:
         super().__init__(max_concurrent_updates)
-        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+        self.queues = ChatQueues(max_pending)
+        self.on_refused: Callable[[int], Awaitable[None]] | None = None
 
     async def do_process_update(self, update: object, coroutine) -> None:
         chat = update.effective_chat if isinstance(update, Update) else None
         if chat is None:
             await coroutine
             return
-        lock, users = self._locks.get(chat.id, (None, 0))
-        lock = lock or asyncio.Lock()
-        self._locks[chat.id] = (lock, users + 1)
-        try:
-            async with lock:
-                await coroutine
-        finally:
-            lock, users = self._locks[chat.id]
-            if users <= 1:
-                del self._locks[chat.id]  # bounded memory: only chats with an update in flight
-            else:
-                self._locks[chat.id] = (lock, users - 1)
+        if not self.queues.admit(chat.id):
+            coroutine.close()  # never run: PTB's handlers do not see the dropped update
+            log.info("%s: sends faster than it can be answered; an update dropped", chat_tag(CHANNEL, chat.id))
+            if self.queues.first_refusal(chat.id) and self.on_refused is not None:
+                await self.on_refused(chat.id)
+            return
+        async with self.queues.turn(chat.id):
+            await coroutine
 
     async def initialize(self) -> None:
         pass
@@ -305,7 +344,7 @@ def build_application(
     "http://127.0.0.1:8081/bot". `webhook`: updates will come through PTB's webhook server
     (`run_webhook`, or `start(app, Webhook(...))`), so the long-poll settings are left out. `overall_max_rate`: messages per second across all chats
     (default TELEGRAM_MESSAGES_PER_SECOND; Telegram's limit is about 30; 0 lifts it, as the benchmark does to
-    measure the bot itself).
+    measure the bot itself): it sets the token's one limiter, which announcements and reminders share.
     """
     token = settings.telegram_bot_token
     if not token:
@@ -313,12 +352,13 @@ def build_application(
     register_secret(token)  # PTB's and aiohttp's errors quote request URLs, which hold it
     if overall_max_rate is None:
         overall_max_rate = settings.telegram_messages_per_second
+    limiter_for(CHANNEL, token, messages_per_second=overall_max_rate)
     base_url = base_url or getattr(settings, "telegram_api_base_url", None)
+    processor = PerChatUpdateProcessor(max_pending=getattr(settings, "chat_max_pending", MAX_PENDING_PER_CHAT))
     builder = (
         Application.builder()
         .token(token)
-        .rate_limiter(AIORateLimiter(overall_max_rate=overall_max_rate, max_retries=3))
-        .concurrent_updates(PerChatUpdateProcessor())
+        .concurrent_updates(processor)
         .post_init(post_init)
         # Under a burst the event loop may lag; waiting for a free connection is then normal, not an error.
         .request(AiohttpRequest(CONNECTION_POOL_SIZE, pool_timeout=10))
@@ -328,6 +368,11 @@ def build_application(
     if base_url:
         builder = builder.base_url(base_url).base_file_url(file_url_for(base_url))
     app = builder.build()
+
+    async def too_fast(chat_id: int) -> None:
+        await send(app.bot, chat_id, [Reply(TOO_FAST)])
+
+    processor.on_refused = too_fast
     channel = TelegramChannel(router)
     app.bot_data["channel"] = channel
     register(app, channel)
@@ -348,7 +393,7 @@ def register(app: Application, channel: TelegramChannel) -> None:
 
 @dataclass(frozen=True)
 class Webhook:
-    """Where PTB's webhook server listens and the public URL Telegram posts to (behind a reverse proxy)."""
+    """Where the webhook server listens and the public URL Telegram posts to (behind a reverse proxy)."""
 
     listen: str
     port: int
@@ -357,22 +402,73 @@ class Webhook:
     secret_token: str
 
     def __post_init__(self) -> None:
-        # Without a secret anyone who finds the URL could post forged updates in a citizen's name.
-        if not _SECRET.match(self.secret_token or ""):
-            raise ValueError("the webhook secret token must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        # Without a strong secret anyone who finds the URL could post forged updates in a citizen's or staff's name.
+        from channels.webhooks import check_secret
+
+        check_secret(self.secret_token)
+
+
+def _retryable(error: BaseException) -> bool:
+    """Network errors and the Bot API's 5xx; a BadRequest or an invalid token is configuration, not luck."""
+    return isinstance(error, NetworkError) and not isinstance(error, BadRequest)
+
+
+def _log_retry(what: str) -> Callable[[RetryCallState], None]:
+    def before_sleep(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        message = error.message if isinstance(error, TelegramError) else str(error)
+        log.warning("%s failed (%s); retry %d in %.0f s", what, message, state.attempt_number,
+                    state.next_action.sleep if state.next_action else 0)
+    return before_sleep
+
+
+def _start_retrying(what: str, attempts: int) -> AsyncRetrying:
+    """1, 2, 4 ... 32 s between attempts: a network outage while the server boots is waited out."""
+    return AsyncRetrying(retry=retry_if_exception(_retryable), stop=stop_after_attempt(attempts),
+                         wait=wait_exponential(multiplier=1, max=32), before_sleep=_log_retry(what), reraise=True)
 
 
 async def _initialize(app: Application) -> None:
     """getMe at start; a network outage while the server boots is waited out for about a minute."""
-    for delay in (1, 2, 4, 8, 16, 32, None):
-        try:
+    async for attempt in _start_retrying("Telegram getMe at start", 7):
+        with attempt:
             await app.initialize()
-            return
-        except NetworkError as error:  # includes 5xx; BadRequest/InvalidToken are configuration errors
-            if delay is None or isinstance(error, BadRequest):
-                raise
-            log.warning("Telegram not reachable at start (%s); retrying in %d s", error.message, delay)
-            await asyncio.sleep(delay)
+
+
+WEBHOOK_SERVER = "webhook_server"  # app.bot_data key of the running webhook server
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+def _update_id(payload: dict) -> str:
+    update_id = payload.get("update_id")
+    if not isinstance(update_id, int) or isinstance(update_id, bool):
+        from channels.webhooks import BadPayload
+
+        raise BadPayload("no integer update_id")
+    return str(update_id)
+
+
+async def _serve_webhook(app: Application, hook: Webhook):
+    """Our aiohttp server for Telegram's calls (PTB's own answers 500 to malformed JSON, logs the update's
+    content and compares the secret in variable time): updates go to PTB's queue, /healthz beside them."""
+    from channels.webhooks import BadPayload, WebhookServer, webhook_handler
+    from operations import DatabaseProbe
+
+    async def accept(payload: dict) -> None:
+        try:
+            update = Update.de_json(payload, app.bot)
+        except Exception as error:  # noqa: BLE001 - PTB raises whatever a field's conversion raises (dates out of range...)
+            raise BadPayload(f"not a Telegram update ({type(error).__name__})") from None
+        if isinstance(app.bot, ExtBot):
+            app.bot.insert_callback_data(update)
+        await app.update_queue.put(update)
+
+    server = WebhookServer("telegram webhook")
+    server.add_webhook(hook.url_path, webhook_handler("telegram webhook", hook.secret_token, SECRET_HEADER, accept, _update_id))
+    router = getattr(app.bot_data.get("channel"), "router", None)
+    server.add_health(DatabaseProbe(getattr(getattr(router, "context", None), "db", None)))
+    await server.start(hook.listen, hook.port)
+    return server
 
 
 async def start(app: Application, webhook: Webhook | None = None) -> None:
@@ -384,16 +480,20 @@ async def start(app: Application, webhook: Webhook | None = None) -> None:
     if webhook is None:
         await app.updater.start_polling(poll_interval=0, timeout=POLL_TIMEOUT, allowed_updates=ALLOWED_UPDATES,
                                         bootstrap_retries=BOOTSTRAP_RETRIES)
-    else:
-        await app.updater.start_webhook(
-            listen=webhook.listen, port=webhook.port, url_path=webhook.url_path.strip("/"),
-            webhook_url=webhook.webhook_url, secret_token=webhook.secret_token, allowed_updates=ALLOWED_UPDATES,
-            bootstrap_retries=BOOTSTRAP_RETRIES,
-        )
+        return
+    app.bot_data[WEBHOOK_SERVER] = await _serve_webhook(app, webhook)
+    async for attempt in _start_retrying("Telegram setWebhook", BOOTSTRAP_RETRIES + 1):
+        with attempt:
+            await app.bot.set_webhook(url=webhook.webhook_url, secret_token=webhook.secret_token,
+                                      allowed_updates=ALLOWED_UPDATES)
+    log.info("telegram: webhook %s served on %s:%d", webhook.webhook_url, webhook.listen, webhook.port)
 
 
 async def stop(app: Application) -> None:
     """Stop receiving, finish the updates in hand, close connections."""
+    server = app.bot_data.pop(WEBHOOK_SERVER, None)
+    if server is not None:
+        await server.stop()
     if app.updater and app.updater.running:
         await app.updater.stop()
     if app.running:
@@ -409,8 +509,21 @@ def run_polling(router: Router, settings: Settings) -> None:
 
 def run_webhook(router: Router, settings: Settings, listen: str, port: int, url_path: str, webhook_url: str,
                 secret_token: str) -> None:
-    """PTB's webhook server behind a reverse proxy; requests without the right secret get 403."""
+    """The webhook server behind a reverse proxy until Ctrl+C / SIGTERM; requests without the right secret get 403."""
     hook = Webhook(listen, port, url_path, webhook_url, secret_token)
-    app = build_application(router, settings, webhook=True)
-    app.run_webhook(listen=hook.listen, port=hook.port, url_path=hook.url_path.strip("/"), webhook_url=hook.webhook_url,
-                    secret_token=hook.secret_token, allowed_updates=ALLOWED_UPDATES, bootstrap_retries=BOOTSTRAP_RETRIES)
+
+    async def serve() -> None:
+        import signal
+
+        app = build_application(router, settings, webhook=True)
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        await start(app, hook)
+        try:
+            await stopping.wait()
+        finally:
+            await stop(app)
+
+    asyncio.run(serve())

@@ -3,8 +3,9 @@
 Answering a question is pure CPU (tokenizing, matching); in the channels' process it competes with
 their network I/O for the interpreter lock, so under a burst every chat waits for every other. In worker
 processes the channels keep receiving and sending while the core answers. Each worker opens the
-knowledge base itself (and follows its changes, like the bot); one chat always goes to the same worker,
-because the chat's memory (the entry talked about, the choices offered) lives there.
+knowledge base itself (and follows its changes, like the bot), assembled by app.py like every other
+entry point. A chat's memory lives in the database (handlers.state), so any process may answer it; one chat
+still always goes to the same worker, so its messages are answered in the order they came.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from config import Settings
+from handlers.core import Context, Router
 from handlers.messages import Incoming, Reply
+from knowledge.staff import Role
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +29,13 @@ _router = None  # the worker process's own conversation core
 
 def _start_worker(settings: Settings) -> None:
     global _router
-    from bot import build_router, setup_logging
+    from app import build_app, setup_logging
 
     setup_logging(settings)  # the same redaction (and chat tags) as the channels' process
-    _router = build_router(settings, live=True)
+    _router = build_app(settings, live=True).router
 
 
-def _handle(incoming: Incoming, buttonless: frozenset[str]) -> list[Reply]:
-    _router.buttonless_channels.update(buttonless)
+def _handle(incoming: Incoming) -> list[Reply]:
     return _router.handle(incoming)
 
 
@@ -67,16 +69,16 @@ class CoreWorkers:
     def pool_for(self, chat_key: str) -> int:
         return zlib.crc32(chat_key.encode("utf-8")) % len(self._pools)
 
-    async def handle(self, incoming: Incoming, buttonless: frozenset[str] = frozenset()) -> list[Reply]:
+    async def handle(self, incoming: Incoming) -> list[Reply]:
         """The core's replies, from the chat's worker. A worker that died (killed, out of memory) is
         replaced for the next messages; the message in hand raises, and the channel apologises."""
         number = self.pool_for(incoming.chat_key)
         pool = self._pools[number]
         try:
-            return await asyncio.get_running_loop().run_in_executor(pool, _handle, incoming, buttonless)
+            return await asyncio.get_running_loop().run_in_executor(pool, _handle, incoming)
         except BrokenProcessPool:
             if self._pools[number] is pool:
-                log.error("core worker %d died; starting a new one (its chats' memory is lost)", number)
+                log.error("core worker %d died; starting a new one", number)
                 pool.shutdown(wait=False, cancel_futures=True)
                 self._pools[number] = self._new_pool()
             raise
@@ -84,3 +86,25 @@ class CoreWorkers:
     def shutdown(self) -> None:
         for pool in self._pools:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+class WorkerCore:
+    """The core as the channels see it when questions are answered in worker processes (channels.base.Core):
+    messages go to the chat's worker; staff lookups stay in this process, on the same database."""
+
+    def __init__(self, router: Router, workers: CoreWorkers) -> None:
+        self.router = router
+        self.workers = workers
+
+    @property
+    def context(self) -> Context:
+        return self.router.context
+
+    def handle(self, incoming: Incoming) -> list[Reply]:
+        return self.router.handle(incoming)
+
+    def role_of(self, incoming: Incoming) -> Role | None:
+        return self.router.role_of(incoming)
+
+    async def answer(self, incoming: Incoming) -> list[Reply]:
+        return await self.workers.handle(incoming)

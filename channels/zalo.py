@@ -7,13 +7,14 @@ sendPhoto, sendSticker and sendChatAction, answering `{"ok": true, "result": ...
 long-poll timeout, 429 = quota exceeded). What it does not have, and how this adapter copes:
 
 * no buttons of any kind: every choice is written as a numbered list and the user types the number
-  (the channel is registered in `router.buttonless_channels`, so the core maps "2" to the 2nd choice);
+  (every message reaches the core marked buttonless, so the core maps "2" to the 2nd choice);
 * text of 1 to 2000 characters: longer answers are split at paragraph breaks (`split_text`);
 * formatting: plain text only is sent (no parse_mode), so nothing needs escaping;
 * files: users can send images and stickers (we answer that we read text only); documents arrive
   as `message.unsupported.received` without content, so staff cannot import spreadsheets here;
-* no published rate limit: we pace ourselves (a bucket for the bot and one per chat) and, on a 429,
-  pause every send for the delay given or an exponential backoff;
+* no published rate limit: we pace ourselves on the token's one limiter (channels.limits, shared with
+  announcements and reminders: the bot's pace and one per chat) and, on a 429, pause every send of the
+  token for the delay given or an exponential backoff; a chat's waiting messages are bounded;
 * no reply window is documented for the Bot Platform; the bot only ever answers a message.
 
 This is a thin httpx client rather than python-zalo-bot 0.1.9, because that library swallows errors
@@ -28,20 +29,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
 import httpx
 from aiohttp import web
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from channels.base import numbered_choices, respond, split_text
+from channels.base import numbered_choices, respond, split_text, without_buttons
+from channels.limits import TOO_FAST, ChatQueues, PlatformLimits, TokenLimiter, limiter_for
 from config import Settings
 from handlers.core import ONLY_TEXT, Router
 from handlers.messages import Incoming, Reply
@@ -67,6 +68,7 @@ UNSUPPORTED_REPLY = "Xin lỗi, tôi chưa đọc được loại tin nhắn nà
 
 POLL_TIMEOUT_CODE = 408  # getUpdates: nothing arrived within the long-poll timeout (not a failure)
 UNREACHABLE_CODES = (403, 404)  # the user blocked the bot or the chat is gone: retrying cannot help
+MAX_PENDING_PER_CHAT = 5  # a chat's messages waiting for an answer, unless CHAT_MAX_PENDING says otherwise
 
 
 class ZaloApiError(Exception):
@@ -153,66 +155,17 @@ def _retry_after(body: dict, headers: httpx.Headers) -> float | None:
 
 # --------------------------------------------------------------------------- rate limiting
 
-class _Bucket:
-    """A token bucket that hands out reservations: the caller sleeps for the returned delay."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = rate, float(burst)
-        self.tokens, self.updated = float(burst), time.monotonic()
-
-    def refill(self, now: float) -> None:
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-
-    def reserve(self, now: float) -> float:
-        self.refill(now)
-        self.tokens -= 1
-        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
-
-
-class RateLimiter:
-    """Paces sends: one bucket for the bot, one per chat, and a pause for everyone after a 429
-    (the quota is the bot's, so one chat's 429 means the others would get one too)."""
-
-    MAX_CHAT_BUCKETS = 10_000
+class RateLimiter(TokenLimiter):
+    """A limiter of its own in the channel's terms (rates per second). The channel paces on its token's
+    shared limiter (`limiter_for`); this is for pacing something else the same way."""
 
     def __init__(self, global_rate: float | None, global_burst: int, chat_rate: float | None, chat_burst: int) -> None:
-        self._global = _Bucket(global_rate, global_burst) if global_rate else None
-        self._chat_rate, self._chat_burst = chat_rate, chat_burst
-        self._chats: dict[str, _Bucket] = {}
-        self._paused_until = 0.0
-
-    def pause(self, seconds: float) -> None:
-        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+        # global_burst is not used: the overall pace is even spacing, never a burst (see channels.limits).
+        spacing = 1 / chat_rate if chat_rate else 0.0
+        super().__init__(CHANNEL, PlatformLimits(global_rate or 0.0, spacing, chat_burst, spacing, chat_burst))
 
     async def wait(self, chat_id: str | None) -> None:
-        while True:
-            now = time.monotonic()
-            if self._paused_until > now:
-                await asyncio.sleep(self._paused_until - now)
-                continue
-            delay = max(self._global.reserve(now) if self._global else 0.0,
-                        self._chat(chat_id).reserve(now) if chat_id and self._chat_rate else 0.0)
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if self._paused_until <= time.monotonic():
-                return
-
-    def _chat(self, chat_id: str) -> _Bucket:
-        bucket = self._chats.get(chat_id)
-        if bucket is None:
-            if len(self._chats) >= self.MAX_CHAT_BUCKETS:
-                self._forget_idle()
-            bucket = self._chats[chat_id] = _Bucket(self._chat_rate, self._chat_burst)
-        return bucket
-
-    def _forget_idle(self) -> None:
-        """A full bucket holds no information: dropping it keeps memory bounded by the busy chats."""
-        now = time.monotonic()
-        for chat_id, bucket in list(self._chats.items()):
-            bucket.refill(now)
-            if bucket.tokens >= bucket.burst:
-                del self._chats[chat_id]
+        await self.acquire(chat_id)
 
 
 # --------------------------------------------------------------------------- updates
@@ -259,6 +212,21 @@ def parse_update(payload: Any) -> ZaloUpdate | None:
     return ZaloUpdate(event, chat_id, str(sender.get("id") or chat_id), text if isinstance(text, str) else "", group)
 
 
+def update_key(payload: dict) -> str | None:
+    """What identifies an update for the replay check: the event's id, else its event name and message id
+    (a text and the image sent with it share no id). None: nothing to recognise it by (it is handled)."""
+    if "event_name" not in payload and "message" not in payload and isinstance(payload.get("result"), dict):
+        payload = payload["result"]
+    event_id = payload.get("event_id")
+    if isinstance(event_id, str | int) and not isinstance(event_id, bool) and str(event_id):
+        return f"event:{event_id}"
+    message = payload.get("message")
+    message_id = message.get("message_id") if isinstance(message, dict) else None
+    if isinstance(message_id, str | int) and not isinstance(message_id, bool) and str(message_id):
+        return f"{payload.get('event_name') or ''}:{message_id}"
+    return None
+
+
 def message_parts(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     """Split a text into messages of at most `limit` characters. Zalo's clients count UTF-16 units
     (an emoji is two), so the parts are checked that way too and re-split smaller if needed."""
@@ -297,11 +265,15 @@ class ZaloChannel:
         token = settings.zalo_bot_token
         if not token:
             raise ValueError("ZALO_BOT_TOKEN is not set")
-        self.router = router
-        router.buttonless_channels.add(CHANNEL)
+        self.router = without_buttons(router)  # Zalo shows no buttons: every message tells the core so
         self.settings = settings
         self.client = ZaloClient(token, base_url or getattr(settings, "zalo_api_base_url", None) or DEFAULT_BASE_URL)
-        self.limiter = RateLimiter(global_rate, global_burst, chat_rate, chat_burst)
+        # The token's one limiter, shared with announcements and reminders sent with it (channels.outbound);
+        # global_burst is kept for callers but unused: the overall pace is even spacing.
+        spacing = 1 / chat_rate if chat_rate else 0.0
+        self.limiter = limiter_for(CHANNEL, token, messages_per_second=global_rate or 0.0, seconds_per_chat=spacing,
+                                   chat_burst=chat_burst, seconds_per_group=spacing, group_burst=chat_burst)
+        self.queues = ChatQueues(getattr(settings, "chat_max_pending", MAX_PENDING_PER_CHAT))
         self.poll_timeout = poll_timeout
         self.max_attempts = max(1, max_attempts)
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
@@ -309,7 +281,6 @@ class ZaloChannel:
         self._poll_task: asyncio.Task | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task] = set()
-        self._chats: dict[str, list] = {}  # chat id -> [lock, users]: one message at a time per chat
         # httpx logs every request URL at INFO, and the URL holds the bot token: keep it out of logs.
         if logging.getLogger("httpx").getEffectiveLevel() < logging.WARNING:
             logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -334,9 +305,9 @@ class ZaloChannel:
 
     async def start_webhook(self, public_url: str, secret_token: str, *, listen: str = "127.0.0.1", port: int = 8443) -> None:
         """Serve the webhook at the path of `public_url` (behind a reverse proxy) and register it."""
+        app = self.webhook_app(secret_token, path=urlparse(public_url).path or "/")  # a weak secret stops us here
         self.client.reopen()
-        app = self.webhook_app(secret_token, path=urlparse(public_url).path or "/")
-        self._runner = web.AppRunner(app)
+        self._runner = web.AppRunner(app, access_log=None)  # refusals are logged by the handler, once
         await self._runner.setup()
         await web.TCPSite(self._runner, listen, port).start()
         await self._call("setWebhook", {"url": public_url, "secret_token": secret_token}, None)
@@ -410,32 +381,25 @@ class ZaloChannel:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    @contextlib.asynccontextmanager
-    async def _serial(self, chat_id: str) -> AsyncIterator[None]:
-        """Messages of one chat are answered in order ("2" must see the list it answers); other chats
-        go on in parallel. The lock is dropped once nobody waits on it, so memory stays bounded."""
-        entry = self._chats.setdefault(chat_id, [asyncio.Lock(), 0])
-        entry[1] += 1
-        try:
-            async with entry[0]:
-                yield
-        finally:
-            entry[1] -= 1
-            if entry[1] == 0:
-                self._chats.pop(chat_id, None)
-
     async def handle_update(self, update: dict) -> None:
-        """One update from getUpdates or the webhook: answered, or logged; never raises."""
+        """One update from getUpdates or the webhook: answered, or logged; never raises. A chat's messages
+        are answered in order ("2" must see the list it answers), other chats in parallel; beyond
+        `chat_max_pending` waiting, a chat's messages are dropped and it is told once."""
         try:
             parsed = parse_update(update)
             if parsed is None:
                 return
-            async with self._serial(parsed.chat_id):
+            if not self.queues.admit(parsed.chat_id):
+                log.info("zalo: %s sends faster than it can be answered; a message dropped", chat_tag(CHANNEL, parsed.chat_id))
+                if self.queues.first_refusal(parsed.chat_id):
+                    await self.send_replies(parsed.chat_id, [Reply(TOO_FAST)])
+                return
+            async with self.queues.turn(parsed.chat_id):
                 replies = await self._replies(parsed)
                 await self.send_replies(parsed.chat_id, replies)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - one bad update must not affect the other chats
+        except Exception:  # one bad update must not affect the other chats
             log.exception("zalo: an update could not be handled")
 
     async def _replies(self, update: ZaloUpdate) -> list[Reply]:
@@ -479,26 +443,36 @@ class ZaloChannel:
             return False
 
     async def _call(self, method: str, params: dict[str, Any], chat_id: str | None) -> Any:
-        """A paced call, retried on network errors, 5xx, 408 and 429 up to `max_attempts` times.
+        """A paced call, tried again on network errors, 5xx, 408 and 429, at most `max_attempts` times.
         A network error after the request was sent may duplicate a message; a lost answer is worse."""
-        attempt = 0
-        while True:
-            attempt += 1
-            await self.limiter.wait(chat_id)
-            try:
-                return await self.client.call(method, params)
-            except ZaloApiError as error:
-                if not error.retryable or attempt >= self.max_attempts:
+        retrying = AsyncRetrying(retry=retry_if_exception(lambda e: isinstance(e, ZaloApiError) and e.retryable),
+                                 stop=stop_after_attempt(self.max_attempts), wait=self._retry_wait,
+                                 before_sleep=self._log_retry(method, chat_id), reraise=True)
+        async for attempt in retrying:
+            with attempt:
+                await self.limiter.acquire(chat_id)
+                try:
+                    return await self.client.call(method, params)
+                except ZaloApiError as error:
+                    if error.code == 429:  # the quota is the token's: every sender of it waits
+                        number = attempt.retry_state.attempt_number
+                        self.limiter.pause(error.retry_after if error.retry_after is not None else self._backoff(number))
                     raise
-                if error.code == 429:
-                    delay = error.retry_after if error.retry_after is not None else self._backoff(attempt)
-                    self.limiter.pause(delay)
-                else:
-                    delay = self._backoff(attempt)
-                log.warning("zalo: %s for %s failed (%s); retry %d of %d in %.2f s", method,
-                            chat_tag(CHANNEL, chat_id) if chat_id else "the bot", error, attempt, self.max_attempts - 1, delay)
-                if error.code != 429:
-                    await asyncio.sleep(delay)
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _retry_wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        # After a 429 the limiter is paused; acquiring again waits that out.
+        return 0.0 if isinstance(error, ZaloApiError) and error.code == 429 else self._backoff(state.attempt_number)
+
+    def _log_retry(self, method: str, chat_id: str | None) -> Callable[[RetryCallState], None]:
+        def before_sleep(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            delay = state.next_action.sleep if state.next_action else 0.0
+            log.warning("zalo: %s for %s failed (%s); retry %d of %d in %.2f s", method,
+                        chat_tag(CHANNEL, chat_id) if chat_id else "the bot", error, state.attempt_number,
+                        self.max_attempts - 1, max(delay, self.limiter.paused_for()))
+        return before_sleep
 
     def _backoff(self, attempt: int) -> float:
         delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
@@ -507,28 +481,18 @@ class ZaloChannel:
     # ------------------------------------------------------------------ webhook
 
     def webhook_app(self, secret_token: str, path: str = WEBHOOK_PATH) -> web.Application:
-        """An aiohttp app receiving Zalo's webhook calls at `path`. Each must carry the secret given to
-        setWebhook in X-Bot-Api-Secret-Token: missing or wrong -> 403; a body that is not a JSON
-        object -> 400; otherwise 200 at once and the update is answered in the background (the
-        platform waits for our response, so the answer must not hold it up)."""
-        if not secret_token or not 8 <= len(secret_token) <= 256:
-            raise ValueError("the Zalo webhook secret must be 8 to 256 characters (WEBHOOK_SECRET)")
-        expected = secret_token.encode()
+        """An aiohttp app receiving Zalo's webhook calls at `path` (channels/webhooks.py does the checks): each
+        must carry the secret given to setWebhook in X-Bot-Api-Secret-Token (missing or wrong -> 403); a body
+        that is not a JSON object -> 400; an update received again (same message id) -> 200, not answered
+        twice; otherwise 200 at once and the update is answered in the background (the platform waits for
+        our response, so the answer must not hold it up). GET /healthz answers the process manager."""
+        from channels.webhooks import webhook_handler
+        from operations import DatabaseProbe, add_health_route
 
-        async def receive(request: web.Request) -> web.Response:
-            given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "replace")
-            if not hmac.compare_digest(given, expected):
-                log.warning("zalo webhook: a request from %s without the right secret was refused", request.remote)
-                return web.json_response({"ok": False, "description": "Forbidden"}, status=403)
-            try:
-                payload = json.loads(await request.read())
-            except (ValueError, UnicodeDecodeError):
-                return web.json_response({"ok": False, "description": "Bad request: invalid JSON"}, status=400)
-            if not isinstance(payload, dict):
-                return web.json_response({"ok": False, "description": "Bad request: a JSON object is expected"}, status=400)
+        async def accept(payload: dict) -> None:
             self._spawn(self.handle_update(payload))
-            return web.json_response({"ok": True, "message": "Success"})
 
         app = web.Application(client_max_size=WEBHOOK_MAX_BYTES)
-        app.router.add_post(path, receive)
+        app.router.add_post(path, webhook_handler("zalo webhook", secret_token, SECRET_HEADER, accept, update_key))
+        add_health_route(app, DatabaseProbe(getattr(getattr(self.router, "context", None), "db", None)))
         return app

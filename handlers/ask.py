@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import logging
+from typing import ClassVar
+
+from pydantic import Field
 
 from handlers.answers import aspect_buttons_data, display_name, write_answer
+from handlers.buttons import AspectButton, FeedbackButton
 from handlers.core import Context, Router
 from handlers.messages import Button, Incoming, Reply
 from handlers.smalltalk import EMPTY_REPLY, NO_WORDS_REPLY, small_talk_reply
+from handlers.state import ChatState
 from knowledge import unanswered
 from knowledge.schema import Entry, OnlineLevel
 from nlp import Outcome, Understanding, understand
@@ -38,11 +43,31 @@ ASK_SUBJECT = (
 )
 
 
+class AskState(ChatState):
+    """The conversation about procedures: what a follow-up refers to, and what a 👎 is about."""
+
+    feature: ClassVar[str] = "ask"
+    last_entry_id: str | None = None  # the entry last answered: "thế lệ phí bao nhiêu?" is about it
+    choices: list[str] = Field(default_factory=list)  # entry ids offered by the last clarifying question
+    last_question: str | None = None  # the question the last answer was for (a 👎 refers to it)
+
+    def forgotten(self) -> list[str]:
+        return ((["thủ tục bạn đang hỏi"] if self.last_entry_id else [])
+                + (["câu hỏi gần nhất của bạn"] if self.last_question else [])
+                + (["các lựa chọn đang chờ bạn chọn"] if self.choices else []))
+
+
 def answer_text(incoming: Incoming, context: Context) -> list[Reply]:
     """Free text: a question about a procedure, a follow-up, small talk or a number picking a choice."""
-    state = context.states.get(incoming.chat_key)
     if len(incoming.text) > MAX_QUESTION_CHARS:
         return [Reply(TOO_LONG.format(length=f"{len(incoming.text):,}".replace(",", "."), limit=f"{MAX_QUESTION_CHARS:,}".replace(",", ".")))]
+    state = context.memory.get(incoming.chat_key, AskState)
+    replies = _answer_text(incoming, context, state)
+    context.memory.save(incoming.chat_key, state)
+    return replies
+
+
+def _answer_text(incoming: Incoming, context: Context, state: AskState) -> list[Reply]:
     # After a clarifying question the citizen may just go on asking ("thế lệ phí bao nhiêu?"):
     # the first choice offered is then the best guess at what they meant.
     subject = state.last_entry_id or (state.choices[0] if state.choices else None)
@@ -60,11 +85,11 @@ def answer_text(incoming: Incoming, context: Context) -> list[Reply]:
     if result.outcome == Outcome.SMALL_TALK:
         return [Reply(small_talk_reply(result.small_talk, context.settings), candidates=tuple(result.candidate_ids))]
     if result.outcome == Outcome.ANSWER and result.entry_id:
-        reply = answer_entry(context, incoming.chat_key, result.entry_id, result.aspects)
+        reply = answer_entry(context, incoming.chat_key, result.entry_id, result.aspects, state)
         reply.candidates = tuple(result.candidate_ids)
         return [reply]
     if result.outcome == Outcome.CLARIFY:
-        return [clarify(context, incoming.chat_key, result.candidate_ids[:3], result.aspects)]
+        return [clarify(context, incoming.chat_key, result.candidate_ids[:3], result.aspects, state)]
     if result.outcome == Outcome.LAW:
         return [law_question(context, result.candidate_ids[:1])]
     if result.outcome == Outcome.STATUS:
@@ -95,7 +120,7 @@ def law_question(context: Context, related: list[str]) -> Reply:
         lines.append(LAW_RELATED)
         for number, entry in enumerate(entries, 1):
             lines.append(f"{number}. {display_name(entry)}")
-            buttons.append([Button(f"{number}. {display_name(entry)}"[:60], f"a:{entry.id}:{Aspect.OVERVIEW.value}")])
+            buttons.append([Button(f"{number}. {display_name(entry)}"[:60], AspectButton(entry.id, Aspect.OVERVIEW).pack())])
     return Reply("\n".join(lines), buttons, candidates=tuple(e.id for e in entries), numbered=bool(entries))
 
 
@@ -110,13 +135,18 @@ def note_unanswered(context: Context, text: str, reason: str, best_guess: str | 
         log.exception("could not record an unanswered question")
 
 
-def answer_entry(context: Context, chat_key: str, entry_id: str, aspects: tuple[Aspect, ...]) -> Reply:
-    """The answer about one entry, remembered as the chat's subject for follow-ups."""
+def answer_entry(context: Context, chat_key: str, entry_id: str, aspects: tuple[Aspect, ...],
+                 state: AskState | None = None) -> Reply:
+    """The answer about one entry, remembered as the chat's subject for follow-ups (saved here unless the
+    caller passes the state it saves itself)."""
     entry = context.catalog.get(entry_id)
     if entry is None:
         return Reply("Xin lỗi, mục này không còn trong cơ sở dữ liệu. Bạn vui lòng hỏi lại nhé.")
-    state = context.states.get(chat_key)
+    own = state is None
+    state = context.memory.get(chat_key, AskState) if state is None else state
     state.last_entry_id, state.choices = entry.id, []
+    if own:
+        context.memory.save(chat_key, state)
     shown = aspects or (Aspect.OVERVIEW,)
     if entry.kind == "topic":
         # A topic (how to pay online, what the one-stop office is) has no fee, papers or deadline of its
@@ -124,7 +154,9 @@ def answer_entry(context: Context, chat_key: str, entry_id: str, aspects: tuple[
         shown = tuple(a for a in shown if _has(entry, a)) or (Aspect.OVERVIEW,)
     offers = [Button(label, data) for label, data in aspect_buttons_data(entry.id, shown)][:6]
     rows = [offers[i:i + _ASPECT_BUTTONS_PER_ROW] for i in range(0, len(offers), _ASPECT_BUTTONS_PER_ROW)]
-    rows.append([Button("👍 Hữu ích", f"fb:{entry.id}:up"), Button("👎 Chưa đúng", f"fb:{entry.id}:down")])
+    up, down = FeedbackButton(entry.id, "up"), FeedbackButton(entry.id, "down")
+    if down.fits():  # an id too long for Telegram's 64 bytes gets the answer without buttons
+        rows.append([Button("👍 Hữu ích", up.pack()), Button("👎 Chưa đúng", down.pack())])
     return Reply(write_answer(entry, shown), rows, entry_id=entry.id, aspects=tuple(a.value for a in shown))
 
 
@@ -138,19 +170,21 @@ def _has(entry: Entry, aspect: Aspect) -> bool:
     }[aspect])
 
 
-def clarify(context: Context, chat_key: str, entry_ids: list[str], aspects: tuple[Aspect, ...]) -> Reply:
+def clarify(context: Context, chat_key: str, entry_ids: list[str], aspects: tuple[Aspect, ...],
+            state: AskState | None = None) -> Reply:
     """Offer the closest entries as numbered choices (buttons where the platform has them)."""
-    state = context.states.get(chat_key)
-    state.choices = entry_ids
+    own = state is None
+    state = context.memory.get(chat_key, AskState) if state is None else state
+    state.choices = list(entry_ids)
+    if own:
+        context.memory.save(chat_key, state)
     lines = ["Bạn muốn hỏi về việc nào dưới đây? Chọn một mục (hoặc gõ số thứ tự):"]
     buttons = []
-    for number, entry_id in enumerate(entry_ids, 1):
-        entry = context.catalog.get(entry_id)
-        if entry is None:
-            continue
+    aspect = aspects[0] if aspects else Aspect.OVERVIEW
+    shown = [e for e in (context.catalog.get(i) for i in entry_ids) if e is not None and AspectButton(e.id, aspect).fits()]
+    for number, entry in enumerate(shown, 1):
         lines.append(f"{number}. {display_name(entry)}")
-        aspect = aspects[0].value if aspects else Aspect.OVERVIEW.value
-        buttons.append([Button(f"{number}. {display_name(entry)}"[:60], f"a:{entry.id}:{aspect}")])
+        buttons.append([Button(f"{number}. {display_name(entry)}"[:60], AspectButton(entry.id, aspect).pack())])
     lines.append("Nếu không có mục nào đúng, bạn thử hỏi lại bằng cách khác, gõ /thutuc để xem danh sách thủ tục hoặc /lienhe để hỏi cán bộ.")
     return Reply("\n".join(lines), buttons, candidates=tuple(entry_ids), numbered=True)
 
@@ -167,29 +201,24 @@ def dont_know(context: Context, candidates: list[str]) -> Reply:
 
 
 def aspect_button(incoming: Incoming, context: Context) -> list[Reply]:
-    """A tapped aspect or choice button: "a:<entry id>:<aspect>"."""
-    parts = (incoming.button or "").split(":", 2)
-    entry_id = parts[1] if len(parts) > 1 else ""
-    aspect = parts[2] if len(parts) > 2 else Aspect.OVERVIEW.value
-    try:
-        chosen = (Aspect(aspect),)
-    except ValueError:
-        chosen = (Aspect.OVERVIEW,)
-    return [answer_entry(context, incoming.chat_key, entry_id, chosen)]
+    """A tapped aspect or choice button."""
+    pressed = AspectButton.unpack(incoming.button)
+    return [answer_entry(context, incoming.chat_key, pressed.entry_id, (pressed.aspect,))]
 
 
 def feedback_button(incoming: Incoming, context: Context) -> list[Reply]:
     """👍 / 👎 under an answer."""
-    parts = (incoming.button or "").split(":")
-    if len(parts) == 3 and parts[2] == "down":
-        question = context.states.get(incoming.chat_key).last_question
+    pressed = FeedbackButton.unpack(incoming.button)
+    if pressed.vote == "down":
+        question = context.memory.get(incoming.chat_key, AskState).last_question
         if question:
-            note_unanswered(context, question, "thumbs_down", parts[1])
+            note_unanswered(context, question, "thumbs_down", pressed.entry_id)
         return [Reply("Cảm ơn bạn đã góp ý. Tôi sẽ ghi nhận để cán bộ bổ sung. Bạn có thể hỏi lại bằng cách khác, hoặc gõ /lienhe để hỏi trực tiếp cán bộ.")]
     return [Reply("Cảm ơn bạn! Rất vui vì đã giúp được bạn.")]
 
 
 def register(router: Router) -> None:
+    router.state(AskState)
     router.text(answer_text)
-    router.button("a", aspect_button)
-    router.button("fb", feedback_button)
+    router.button(AspectButton, aspect_button)
+    router.button(FeedbackButton, feedback_button)

@@ -10,16 +10,22 @@ The router refuses these commands and buttons (and logs it) for anyone without t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from datetime import datetime, timedelta
+from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 from broadcasts import compose
 from broadcasts.audience import office_areas
 from broadcasts.models import BroadcastRow, State, utcnow
+from handlers.buttons import BroadcastButton
 from handlers.core import Context, Router, command_argument
+from handlers.general import find_group, group_ref
 from handlers.messages import Button, Incoming, Reply
+from handlers.paging import paged
+from handlers.state import ChatState
 from knowledge.groups import group_label, ordered_groups
 from knowledge.models import local_time
 from knowledge.staff import CAN_BROADCAST
@@ -28,6 +34,7 @@ from redaction import chat_tag
 log = logging.getLogger(__name__)
 
 _LINK_LINE = re.compile(r"^(?:(?P<label>[^|\n]{1,64}?)\s*\|\s*)?(?P<url>https?://\S+)\s*$")
+CANCEL = BroadcastButton("no").pack()
 NO_DRAFT = "Không có thông báo nào đang soạn. Gõ /thongbao <nội dung> để bắt đầu."
 
 
@@ -35,13 +42,31 @@ def _actor(incoming: Incoming) -> str:
     return f"{incoming.channel}:{incoming.user_id}"
 
 
+class BroadcastDraftState(ChatState):
+    """The announcement being composed in this chat, kept until it is sent or cancelled (or expires)."""
+
+    feature: ClassVar[str] = "broadcast_draft"
+    text: str
+    audience: str = "all"
+    at: datetime | None = None
+    link_label: str | None = None
+    link_url: str | None = None
+
+    def forgotten(self) -> list[str]:
+        return ["thông báo đang soạn"]
+
+
 def _draft(context: Context, incoming: Incoming) -> compose.Draft | None:
-    return getattr(context.states.get(incoming.chat_key), "broadcast_draft", None)
+    state = context.memory.peek(incoming.chat_key, BroadcastDraftState)
+    return compose.Draft(**state.model_dump()) if state is not None else None
 
 
 def _keep(context: Context, incoming: Incoming, draft: compose.Draft | None) -> None:
-    # The chat's state is forgotten with everything else on /xoadulieu, and bounded like it.
-    context.states.get(incoming.chat_key).broadcast_draft = draft
+    """Store the draft (or drop it): a restart or another bot process goes on from where staff left it."""
+    if draft is None:
+        context.memory.clear(incoming.chat_key, BroadcastDraftState)
+    else:
+        context.memory.save(incoming.chat_key, BroadcastDraftState(**dataclasses.asdict(draft)))
 
 
 def split_link(text: str) -> tuple[str, str | None, str | None]:
@@ -72,24 +97,24 @@ def start(incoming: Incoming, context: Context) -> list[Reply]:
 
 
 def _audience_menu(context: Context) -> Reply:
-    buttons = [[Button("👥 Tất cả người đăng ký", "bc:aud:all")]]
+    buttons = [[Button("👥 Tất cả người đăng ký", BroadcastButton("aud", "all").pack())]]
     if office_areas(context.settings):
-        buttons.append([Button("📍 Theo xã/phường…", "bc:areas")])
-    buttons.append([Button("🗂 Theo chủ đề…", "bc:topics")])
-    buttons.append([Button("❌ Hủy", "bc:no")])
+        buttons.append([Button("📍 Theo xã/phường…", BroadcastButton("areas").pack())])
+    buttons.append([Button("🗂 Theo chủ đề…", BroadcastButton("topics").pack())])
+    buttons.append([Button("❌ Hủy", CANCEL)])
     return Reply("Gửi cho ai?", buttons)
 
 
 def _time_menu() -> Reply:
     return Reply("Gửi lúc nào? Hoặc gõ /hengio <giờ>, ví dụ /hengio 27/11 08:00.",
-                 [[Button("Gửi ngay", "bc:at:now")], [Button("8:00 sáng mai", "bc:at:tomorrow")], [Button("❌ Hủy", "bc:no")]])
+                 [[Button("Gửi ngay", BroadcastButton("at", "now").pack())],
+                  [Button("8:00 sáng mai", BroadcastButton("at", "tomorrow").pack())], [Button("❌ Hủy", CANCEL)]])
 
 
 def button(incoming: Incoming, context: Context) -> list[Reply]:
     """Every button of composing: audience, time, confirm, cancel."""
-    parts = (incoming.button or "").split(":", 2)
-    action = parts[1] if len(parts) > 1 else ""
-    value = parts[2] if len(parts) > 2 else ""
+    pressed = BroadcastButton.unpack(incoming.button)
+    action, value = pressed.action, pressed.value
     draft = _draft(context, incoming)
     if action == "no":
         _keep(context, incoming, None)
@@ -97,15 +122,22 @@ def button(incoming: Incoming, context: Context) -> list[Reply]:
     if draft is None:
         return [Reply(NO_DRAFT)]
     if action == "areas":
-        areas = office_areas(context.settings)
-        return [Reply("Chọn xã/phường:", [[Button(name[:60], f"bc:aud:area:{key}")] for key, name in areas.items()
-                                         if len(f"bc:aud:area:{key}".encode()) <= 64])]
+        items = [(name, data.pack()) for key, name in office_areas(context.settings).items()
+                 if (data := BroadcastButton("aud", f"area:{key}")).fits()]
+        return [paged("Chọn xã/phường", items, _page(value), lambda p: BroadcastButton("areas", str(p)).pack())]
     if action == "topics":
         groups = ordered_groups(context.catalog.groups())
-        return [Reply("Chọn chủ đề:", [[Button(group_label(slug)[:60], f"bc:aud:topic:{slug}")] for slug in groups
-                                       if len(f"bc:aud:topic:{slug}".encode()) <= 64])]
+        items = [(group_label(slug), BroadcastButton("aud", f"topic:{group_ref(slug)}").pack()) for slug in groups]
+        return [paged("Chọn chủ đề", items, _page(value), lambda p: BroadcastButton("topics", str(p)).pack())]
     if action == "aud":
+        kind, _, key = value.partition(":")
+        if kind == "topic":  # the button carries a short key of the group's slug (slugs run to ~190 characters)
+            slug = find_group(context.catalog, key)
+            if slug is None:
+                return [Reply("Chủ đề này không còn trong danh sách. Bấm chọn lại nhé.", [[Button("🗂 Theo chủ đề…", BroadcastButton("topics").pack())]])]
+            value = f"topic:{slug}"
         draft.audience = value or "all"
+        _keep(context, incoming, draft)
         return [_time_menu()]
     if action == "at":
         if value == "tomorrow":
@@ -114,10 +146,15 @@ def button(incoming: Incoming, context: Context) -> list[Reply]:
             draft.at = datetime(tomorrow.year, tomorrow.month, tomorrow.day, 8, 0, tzinfo=zone).astimezone(ZoneInfo("UTC"))
         else:
             draft.at = None
+        _keep(context, incoming, draft)
         return [_preview(context, draft)]
     if action == "ok":
         return [_confirm(incoming, context, draft)]
     return [Reply("Nút này đã cũ. Gõ /thongbao để soạn lại.")]
+
+
+def _page(value: str) -> int:
+    return int(value) if value.isdigit() else 0
 
 
 def at_time(incoming: Incoming, context: Context) -> list[Reply]:
@@ -129,6 +166,7 @@ def at_time(incoming: Incoming, context: Context) -> list[Reply]:
         draft.at = compose.parse_time(command_argument(incoming), context.settings)
     except compose.ComposeError as error:
         return [Reply(str(error))]
+    _keep(context, incoming, draft)
     return [_preview(context, draft)]
 
 
@@ -137,11 +175,11 @@ def _preview(context: Context, draft: compose.Draft) -> Reply:
         with context.db() as session:
             preview = compose.check(session, draft, context.settings)
     except compose.ComposeError as error:
-        return Reply(f"{error}\nSửa lại rồi chọn tiếp, hoặc bấm Hủy.", [[Button("❌ Hủy", "bc:no")]])
+        return Reply(f"{error}\nSửa lại rồi chọn tiếp, hoặc bấm Hủy.", [[Button("❌ Hủy", CANCEL)]])
     when = f"lúc {local_time(preview.at, context.settings.timezone):%H:%M %d/%m/%Y}" if preview.at else "ngay"
     link = f"\n[Nút: {draft.link_label} → {draft.link_url}]" if draft.link_url else ""
     return Reply(f"Xem trước – gửi {when} tới {preview.count} người ({preview.description}):\n\n{draft.text}{link}\n\n"
-                 "Bấm Gửi để xác nhận.", [[Button("✅ Gửi", "bc:ok"), Button("❌ Hủy", "bc:no")]])
+                 "Bấm Gửi để xác nhận.", [[Button("✅ Gửi", BroadcastButton("ok").pack()), Button("❌ Hủy", CANCEL)]])
 
 
 def _confirm(incoming: Incoming, context: Context, draft: compose.Draft) -> Reply:
@@ -196,4 +234,5 @@ def register(router: Router) -> None:
     router.command("hengio", at_time, roles=roles)
     router.command("baocao", report, roles=roles)
     router.command("huythongbao", cancel, roles=roles)
-    router.button("bc", button, roles)
+    router.state(BroadcastDraftState)
+    router.button(BroadcastButton, button, roles)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from collections.abc import Callable
@@ -11,8 +12,9 @@ from typing import Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
+from handlers.buttons import ButtonData, ButtonDataError, prefix_of
 from handlers.messages import Incoming, Reply
-from handlers.state import ChatStates
+from handlers.state import ChatMemory, ChatState, NumberedState
 from knowledge.catalog import Catalog
 from knowledge.staff import Role
 from knowledge.staff import role_of as staff_role
@@ -30,6 +32,7 @@ TextClaim = Callable[[Incoming, "Context"], list[Reply] | None]
 _NUMBER = re.compile(r"^\s*(?:số\s*|so\s*)?([1-9][0-9]?)\s*[.)!]?\s*$", re.IGNORECASE)
 
 ONLY_TEXT = "Xin lỗi, tôi chỉ đọc được câu hỏi bằng chữ. Bạn vui lòng gõ câu hỏi nhé."
+STALE = "Nút này đã cũ. Bạn vui lòng gõ lại câu hỏi nhé."
 SORRY = "Xin lỗi, hệ thống đang gặp trục trặc. Bạn vui lòng thử lại sau ít phút hoặc gõ /lienhe để liên hệ Bộ phận Một cửa."
 
 
@@ -44,7 +47,7 @@ class Context:
     source: CatalogSource
     settings: Settings
     db: sessionmaker[Session] | None = None
-    states: ChatStates = field(default_factory=ChatStates)
+    memory: ChatMemory = field(default_factory=ChatMemory)
     router: Router | None = None
 
     @property
@@ -86,16 +89,28 @@ class Router:
         self.file_handler: Handler | None = None
         # Every feature that stores something about a chat registers how to delete it, next to its commands.
         self.forgettings: list[Forgetting] = []
-        # Channels that show no buttons: there every button is offered as a number to type.
-        self.buttonless_channels: set[str] = set()
-        # Worker processes answering for the channels (channels.workers.CoreWorkers), if configured.
-        self.workers = None
+        self.state(NumberedState)
+
+    def with_memory(self, memory: ChatMemory) -> Router:
+        """This router with its own chat memory (evaluation runs: conversations apart from the stored chats)."""
+        for kind in self.context.memory.kinds.values():
+            memory.declare(kind)
+        other = copy.copy(self)
+        other.context = replace(self.context, memory=memory, router=other)
+        return other
 
     def command(self, name: str, handler: Handler, help: str | None = None, roles: frozenset[Role] = frozenset()) -> None:
         self.commands[name] = Command(name, handler, help if help is not None else (handler.__doc__ or "").strip(), roles)
 
-    def button(self, prefix: str, handler: Handler, roles: frozenset[Role] = frozenset()) -> None:
-        self.buttons[prefix] = (handler, roles)
+    def button(self, kind: type[ButtonData], handler: Handler, roles: frozenset[Role] = frozenset()) -> None:
+        """Presses of buttons of this kind (by its data's prefix) go to `handler`."""
+        if kind.prefix in self.buttons:
+            raise ValueError(f"button prefix {kind.prefix!r} registered twice")
+        self.buttons[kind.prefix] = (handler, roles)
+
+    def state(self, kind: type[ChatState]) -> None:
+        """Declare a feature's memory of a chat (handlers.state): stored with an expiry, forgotten by /xoadulieu."""
+        self.context.memory.declare(kind)
 
     def forget(self, what: str, step: ForgetStep) -> None:
         """Register what this feature stores about a chat and how /xoadulieu deletes it."""
@@ -136,7 +151,8 @@ class Router:
     def handle(self, incoming: Incoming) -> list[Reply]:
         """Route one message; a failing handler gets a polite apology, never a crash."""
         try:
-            return self._dispatch(incoming)
+            with self.context.memory.turn(incoming.chat_key):
+                return self._dispatch(incoming)
         except Exception:  # noqa: BLE001 - a bug in one feature must not take the conversation down
             log.exception("handler failed for %s", key_tag(incoming.chat_key))
             return [Reply(SORRY)]
@@ -144,16 +160,19 @@ class Router:
     def _dispatch(self, incoming: Incoming) -> list[Reply]:
         picked = _NUMBER.match(incoming.text) if not incoming.button else None
         if picked:
-            numbered = self.context.states.get(incoming.chat_key).numbered
+            numbered = self.context.memory.get(incoming.chat_key, NumberedState).data
             number = int(picked.group(1))
             if 1 <= number <= len(numbered):
                 incoming = replace(incoming, button=numbered[number - 1])
         if incoming.button:
-            prefix = incoming.button.split(":", 1)[0]
-            handler, roles = self.buttons.get(prefix, (None, frozenset()))
+            handler, roles = self.buttons.get(prefix_of(incoming.button), (None, frozenset()))
             if handler is None or not self.allowed(incoming, roles):
-                return [Reply("Nút này đã cũ. Bạn vui lòng gõ lại câu hỏi nhé.")]
-            replies = handler(incoming, self.context)
+                return [Reply(STALE)]
+            try:
+                replies = handler(incoming, self.context)
+            except ButtonDataError as error:  # an old or forged button: say so, never fail
+                log.warning("unreadable button data for %s: %s", key_tag(incoming.chat_key), error)
+                return [Reply(STALE)]
         elif incoming.file is not None:
             replies = self.file_handler(incoming, self.context) if self.file_handler else [Reply(ONLY_TEXT)]
         else:
@@ -185,12 +204,13 @@ class Router:
     def _remember_numbered(self, incoming: Incoming, replies: list[Reply]) -> None:
         """A reply listing numbered choices lets the user answer with the number, on every channel."""
         for reply in reversed(replies):
-            if reply.numbered or reply.buttons and incoming.channel in self.buttonless_channels:
-                self.context.states.get(incoming.chat_key).numbered = [b.data for row in reply.buttons for b in row]
+            if reply.numbered or reply.buttons and incoming.buttonless:
+                data = [b.data for row in reply.buttons for b in row]
+                self.context.memory.save(incoming.chat_key, NumberedState(data=data))
                 return
-        state = self.context.states.peek(incoming.chat_key)
-        if replies and state is not None:
-            state.numbered = []
+        # Any other reply ends the list: a "2" typed later is a question again, not a choice.
+        if replies and self.context.memory.peek(incoming.chat_key, NumberedState) is not None:
+            self.context.memory.clear(incoming.chat_key, NumberedState)
 
 
 def command_argument(incoming: Incoming) -> str:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from channels.links import entry_id_from_payload
 from handlers.answers import display_name
-from handlers.ask import answer_entry
+from handlers.ask import AskState, answer_entry
+from handlers.buttons import AspectButton, GroupButton, GroupListButton, short_key
 from handlers.core import Context, Router, command_argument
-from handlers.messages import Button, Incoming, Reply
+from handlers.messages import Incoming, Reply
+from handlers.paging import page_of, paged
+from knowledge.catalog import Catalog
 from knowledge.groups import group_label, ordered_groups
 from knowledge.staff import CAN_EDIT
 from nlp.aspects import Aspect
@@ -24,9 +27,10 @@ WELCOME = (
 def start(incoming: Incoming, context: Context) -> list[Reply]:
     """Lời chào; /start <mã thủ tục> mở thẳng thủ tục đó."""
     # Starting over starts without a subject: a follow-up now must not refer to an earlier question.
-    state = context.states.peek(incoming.chat_key)
-    if state is not None:
+    state = context.memory.peek(incoming.chat_key, AskState)
+    if state is not None and (state.last_entry_id or state.choices):
         state.last_entry_id, state.choices = None, []
+        context.memory.save(incoming.chat_key, state)
     payload = entry_id_from_payload(command_argument(incoming))
     if payload and context.catalog.get(payload) is not None:
         return [answer_entry(context, incoming.chat_key, payload, (Aspect.OVERVIEW,))]
@@ -61,21 +65,46 @@ def contact(incoming: Incoming, context: Context) -> list[Reply]:
 
 def browse(incoming: Incoming, context: Context) -> list[Reply]:
     """Xem danh sách thủ tục theo nhóm."""
-    groups = ordered_groups(context.catalog.groups())
-    buttons = [[Button(group_label(slug), f"g:{slug}")] for slug in groups]
-    lines = ["Chọn nhóm thủ tục (bấm nút hoặc gõ số thứ tự):"] + [f"{i}. {group_label(slug)}" for i, slug in enumerate(groups, 1)]
-    return [Reply("\n".join(lines), buttons, numbered=True)]
+    return [group_list(context.catalog, 0)]
+
+
+def group_list(catalog: Catalog, page: int) -> Reply:
+    """One page of the groups; a group's button carries a short key of its slug (slugs run to ~190 characters)."""
+    groups = ordered_groups(catalog.groups())
+    items = [(group_label(slug), GroupButton(group_ref(slug)).pack()) for slug in groups]
+    return paged("Chọn nhóm thủ tục", items, page, lambda p: GroupListButton(p).pack())
+
+
+def group_list_button(incoming: Incoming, context: Context) -> list[Reply]:
+    """"◀ Trước" / "Sau ▶" under the groups."""
+    return [group_list(context.catalog, GroupListButton.unpack(incoming.button).page)]
+
+
+def group_ref(slug: str) -> str:
+    """How button data names a group: its slug, or a short key of it when the slug is too long (~190 characters)."""
+    return slug if len(slug) <= 24 else short_key(slug)
+
+
+def find_group(catalog: Catalog, key: str) -> str | None:
+    """The group slug a button names (group_ref), or None when the group is gone."""
+    groups = catalog.groups()
+    if key in groups:
+        return key
+    return next((slug for slug in groups if short_key(slug) == key), None)
 
 
 def group_button(incoming: Incoming, context: Context) -> list[Reply]:
-    """A tapped group: list its procedures as buttons."""
-    slug = (incoming.button or "").split(":", 1)[-1]
-    entries = context.catalog.groups().get(slug, [])
+    """A tapped group: its procedures, a page at a time."""
+    pressed = GroupButton.unpack(incoming.button)
+    slug = find_group(context.catalog, pressed.group)
+    entries = context.catalog.groups().get(slug, []) if slug else []
     if not entries:
         return [Reply("Nhóm này hiện chưa có thủ tục nào. Gõ /thutuc để xem lại các nhóm.")]
-    buttons = [[Button(display_name(e)[:60], f"a:{e.id}:overview")] for e in entries]
-    lines = [group_label(slug) + " (bấm nút hoặc gõ số thứ tự):"] + [f"{i}. {display_name(e)}" for i, e in enumerate(entries, 1)]
-    return [Reply("\n".join(lines), buttons, numbered=True)]
+    items = [(display_name(e), AspectButton(e.id, Aspect.OVERVIEW).pack()) for e in entries if AspectButton(e.id, Aspect.OVERVIEW).fits()]
+    groups = ordered_groups(context.catalog.groups())
+    back = GroupListButton(page_of(groups.index(slug), len(groups))).pack()
+    return [paged(f"{group_label(slug)} ({len(items)} thủ tục)", items, pressed.page,
+                  lambda p: GroupButton(group_ref(slug), p).pack(), actions=[("↩ Các nhóm", back)])]
 
 
 def register(router: Router) -> None:
@@ -83,4 +112,5 @@ def register(router: Router) -> None:
     router.command("help", help_command)
     router.command("thutuc", browse)
     router.command("lienhe", contact)
-    router.button("g", group_button)
+    router.button(GroupListButton, group_list_button)
+    router.button(GroupButton, group_button)

@@ -34,6 +34,9 @@ class Incoming:
     file: IncomingFile | None = None
     # Sent in a group chat: other members read the replies, so nothing personal may be shown there.
     group: bool = False
+    # Sent on a platform without buttons (Zalo): the buttons of a reply are offered as numbers to type, and a
+    # number typed next picks one. The channel says so on every message (channels.base.without_buttons).
+    buttonless: bool = False
 
     @property
     def chat_key(self) -> str:

@@ -29,6 +29,7 @@ IN_GROUP = ("Trong nhóm, tôi chỉ xóa phần ghi nhớ cuộc trò chuyện 
             "nhận thông báo là của từng người và chỉ được lưu khi bạn nhắn riêng cho tôi: muốn xóa dữ liệu của "
             "bạn, hãy nhắn riêng cho tôi rồi gõ /xoadulieu.")
 GROUP_MEMORY = "thủ tục đang hỏi, các lựa chọn đang chờ"
+MEMORY = "những gì tôi đang ghi nhớ trong cuộc trò chuyện (thủ tục đang hỏi, các lựa chọn đang chờ)"
 
 
 def forget_me(incoming: Incoming, context: Context) -> list[Reply]:
@@ -48,27 +49,24 @@ def forget_me(incoming: Incoming, context: Context) -> list[Reply]:
 
 
 def _forget_memory(incoming: Incoming, context: Context) -> tuple[list[str], list[str]]:
-    """The chat's memory in this process: (what was forgotten, what could not be)."""
-    deleted, failed = [], []
-    state = context.states.peek(incoming.chat_key)
-    if state is None:
-        return deleted, failed
-    if state.last_entry_id:
-        deleted.append("thủ tục bạn đang hỏi")
-    if state.last_question:
-        deleted.append("câu hỏi gần nhất của bạn")
-    if state.choices or state.numbered:
-        deleted.append("các lựa chọn đang chờ bạn chọn")
-    if state.pending_import:
-        from handlers.staff import _discard  # the waiting staff file lives on disk, not only in memory
+    """The chat's memory (every feature's declared state, handlers.state): (what was forgotten, what could not be).
 
+    It is the group's own in a group chat, so unlike the registered steps it is forgotten there too.
+    """
+    try:
+        states = context.memory.forget(incoming.chat_key)
+    except Exception as error:  # noqa: BLE001 - the registered steps still run, and the failure is told
+        log.error("forgetting the memory of %s failed: %s", key_tag(incoming.chat_key), _kind(error))
+        return [], [MEMORY]
+    deleted, failed = [], []
+    for state in states:
         try:
-            _discard(state.pending_import)
-            deleted.append("tệp đang chờ nhập")
+            state.discard()
         except OSError:
-            log.exception("the pending file of %s could not be deleted", key_tag(incoming.chat_key))
-            failed.append("tệp đang chờ nhập")
-    context.states.forget(incoming.chat_key)
+            log.exception("what the %s state of %s points to could not be deleted", state.feature, key_tag(incoming.chat_key))
+            failed += state.forgotten()
+            continue
+        deleted += [what for what in state.forgotten() if what not in deleted]
     return deleted, failed
 
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
+from typing import ClassVar
+
+from pydantic import field_validator
 
 from handlers.answers import display_name
+from handlers.buttons import AttachButton, ImportButton
 from handlers.core import Context, Router, command_argument
 from handlers.messages import Button, Incoming, Reply
+from handlers.state import ChatState
 from knowledge import editing, unanswered
 from knowledge.dvcqg import CatalogueError
 from knowledge.models import local_time
@@ -20,6 +25,30 @@ log = logging.getLogger(__name__)
 IMPORTABLE = (".xlsx", ".xlsm", ".csv", ".yaml", ".yml", ".jsonl", ".jsonl.gz")
 UPLOAD_DIR = Path(tempfile.gettempdir()) / "motcua-uploads"
 MAX_SHOWN = 10
+
+
+class StaffImportState(ChatState):
+    """A staff file checked and waiting for "Nhập" or "Hủy" (kept on disk in UPLOAD_DIR until then)."""
+
+    feature: ClassVar[str] = "staff_import"
+    path: str
+    name: str
+    origin: str
+    version: int | None = None  # the version the summary was computed on: "Nhập" writes only if nobody changed anything
+
+    @field_validator("path")
+    @classmethod
+    def _in_uploads(cls, path: str) -> str:
+        # The state is read back from the database: it may only ever point into the upload folder.
+        if Path(path).resolve().parent != UPLOAD_DIR.resolve():
+            raise ValueError("not a file of the upload folder")
+        return path
+
+    def forgotten(self) -> list[str]:
+        return ["tệp đang chờ nhập"]
+
+    def discard(self) -> None:
+        Path(self.path).unlink(missing_ok=True)
 
 
 def actor(incoming: Incoming) -> str:
@@ -54,11 +83,11 @@ def receive_file(incoming: Incoming, context: Context) -> list[Reply]:
     with context.db() as session:
         version = editing.current_version(session)
         summary = editing.plan(session, entries, keep_curated=origin == "dvcqg")
-    state = context.states.get(incoming.chat_key)
-    _discard(state.pending_import)
-    # the version the summary was computed on: "Nhập" writes only if nobody changed anything since
-    state.pending_import = f"{path}\n{name}\n{origin}\n{version}"
-    buttons = [[Button("✅ Nhập", "imp:yes"), Button("❌ Hủy", "imp:no")]]
+    earlier = context.memory.peek(incoming.chat_key, StaffImportState)
+    if earlier is not None:
+        earlier.discard()
+    context.memory.save(incoming.chat_key, StaffImportState(path=str(path), name=name, origin=origin, version=version))
+    buttons = [[Button("✅ Nhập", ImportButton("yes").pack()), Button("❌ Hủy", ImportButton("no").pack())]]
     return [Reply(f"Tệp {name} hợp lệ ({len(entries)} mục). Nếu nhập: {summary.describe()}\nBấm Nhập để ghi, Hủy để bỏ.",
                   buttons, numbered=True)]
 
@@ -67,16 +96,17 @@ def confirm_import(incoming: Incoming, context: Context) -> list[Reply]:
     """"Nhập" or "Hủy" under a validated file."""
     from knowledge.cli import read_any
 
-    state = context.states.get(incoming.chat_key)
-    pending, state.pending_import = state.pending_import, None
-    if not pending:
+    answer = ImportButton.unpack(incoming.button).answer
+    pending = context.memory.peek(incoming.chat_key, StaffImportState)
+    if pending is None:
         return [Reply("Không có tệp nào đang chờ nhập. Gửi lại tệp nếu cần.")]
-    path_text, name, origin, *rest = pending.split("\n")
-    version = int(rest[0]) if rest and rest[0].isdigit() else None
-    path = Path(path_text)
-    if (incoming.button or "").endswith(":no"):
-        _discard(pending)
+    context.memory.clear(incoming.chat_key, StaffImportState)
+    name, version, path = pending.name, pending.version, Path(pending.path)
+    if answer == "no":
+        pending.discard()
         return [Reply(f"Đã hủy, không nhập tệp {name}.")]
+    if not path.is_file():  # the server's temporary folder was emptied (a reboot) since the summary
+        return [Reply(f"Tệp {name} không còn trên máy chủ nên chưa nhập gì. Bạn vui lòng gửi lại tệp.")]
     try:
         entries, origin = read_any(path)
         with context.db.begin() as session:
@@ -89,11 +119,6 @@ def confirm_import(incoming: Incoming, context: Context) -> list[Reply]:
     finally:
         path.unlink(missing_ok=True)
     return [Reply(f"Đã nhập {name}: {summary.describe()}\nBot sẽ trả lời theo dữ liệu mới trong vài giây. Hoàn tác: /hoantac <số thay đổi> (xem bằng /muc <mã>).")]
-
-
-def _discard(pending: str | None) -> None:
-    if pending:
-        Path(pending.split("\n", 1)[0]).unlink(missing_ok=True)
 
 
 def look_up(incoming: Incoming, context: Context) -> list[Reply]:
@@ -130,7 +155,9 @@ def list_unanswered(incoming: Incoming, context: Context) -> list[Reply]:
         lines.append(f"#{row.id} ({row.count} lần): {row.text[:120]}")
         guess = context.catalog.get(row.best_guess) if row.best_guess else None
         if guess is not None:
-            buttons.append([Button(f"#{row.id} → {display_name(guess)}"[:60], f"ua:{row.id}:{guess.id}")])
+            data = AttachButton(row.id, guess.id)
+            if data.fits():
+                buttons.append([Button(f"#{row.id} → {display_name(guess)}"[:60], data.pack())])
     lines.append("Bấm nút để gắn câu hỏi vào mục bot đoán, hoặc gõ /gan <số câu hỏi> <mã mục>.")
     return [Reply("\n".join(lines), buttons)]
 
@@ -145,8 +172,8 @@ def attach(incoming: Incoming, context: Context) -> list[Reply]:
 
 def attach_button(incoming: Incoming, context: Context) -> list[Reply]:
     """The "#12 → entry" button of /chuatraloi."""
-    _, question_id, entry_id = (incoming.button or "::").split(":", 2)
-    return [_attach(incoming, context, int(question_id), entry_id)] if question_id.isdigit() else []
+    pressed = AttachButton.unpack(incoming.button)
+    return [_attach(incoming, context, pressed.question_id, pressed.entry_id)]
 
 
 def _attach(incoming: Incoming, context: Context, question_id: int, entry_id: str) -> Reply:
@@ -184,9 +211,10 @@ def undo(incoming: Incoming, context: Context) -> list[Reply]:
 def register(router: Router) -> None:
     if router.context.db is None:
         return  # without a database there is nothing staff could change
+    router.state(StaffImportState)
     router.file(receive_file)
-    router.button("imp", confirm_import, CAN_EDIT)
-    router.button("ua", attach_button, CAN_EDIT)
+    router.button(ImportButton, confirm_import, CAN_EDIT)
+    router.button(AttachButton, attach_button, CAN_EDIT)
     router.command("muc", look_up, roles=frozenset(CAN_EDIT))
     router.command("chuatraloi", list_unanswered, roles=frozenset(CAN_EDIT))
     router.command("gan", attach, roles=frozenset(CAN_EDIT))

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 
 from broadcasts import audience
+from handlers.buttons import SubscribeButton
 from handlers.core import Context, Handler, Router
+from handlers.general import find_group, group_ref
 from handlers.messages import Button, Incoming, Reply
+from handlers.paging import page_of, paged
 from knowledge.groups import group_label, ordered_groups
 
 log = logging.getLogger(__name__)
 
-MAX_DATA = 64  # Telegram's callback data limit, in bytes
 UNAVAILABLE = "Xin lỗi, chức năng nhận thông báo đang tạm gián đoạn. Bạn vui lòng thử lại sau."
 IN_GROUP = ("Đăng ký nhận thông báo là của từng người, nên không làm trong nhóm được. "
             "Bạn vui lòng nhắn riêng cho tôi rồi gõ /dangky nhé.")
@@ -27,8 +29,8 @@ def _summary(row, context: Context) -> str:
 def _narrow_buttons(context: Context) -> list[list[Button]]:
     buttons = []
     if audience.office_areas(context.settings):
-        buttons.append([Button("📍 Chọn xã/phường của tôi", "sub:areas")])
-    buttons.append([Button("🗂 Chọn chủ đề quan tâm", "sub:topics")])
+        buttons.append([Button("📍 Chọn xã/phường của tôi", SubscribeButton("areas").pack())])
+    buttons.append([Button("🗂 Chọn chủ đề quan tâm", SubscribeButton("topics").pack())])
     return buttons
 
 
@@ -64,15 +66,20 @@ def _active(context: Context, incoming: Incoming):
 
 def choose(incoming: Incoming, context: Context) -> list[Reply]:
     """The buttons under /dangky: list areas or topics, pick one, or finish."""
-    parts = (incoming.button or "").split(":", 2)
-    action = parts[1] if len(parts) > 1 else ""
-    value = parts[2] if len(parts) > 2 else ""
+    pressed = SubscribeButton.unpack(incoming.button)
+    action, value = pressed.action, pressed.value
     if _active(context, incoming) is None:
         return [Reply("Bạn chưa đăng ký nhận thông báo (hoặc đã hủy). Gõ /dangky để đăng ký.")]
     if action == "areas":
-        return [_areas_menu(context)]
+        return [_areas_menu(context, _page(value))]
     if action == "topics":
-        return [_topics_menu(context, incoming)]
+        return [_topics_menu(context, incoming, page=_page(value))]
+    if action == "t" and value != "*":
+        # The button carries a short key of the group's slug (slugs run to ~190 characters); old ones the slug.
+        slug = find_group(context.catalog, value)
+        if slug is None:
+            return [Reply("Chủ đề này không còn trong danh sách. Gõ /dangky để chọn lại.")]
+        value = slug
     if action == "done":
         with context.db() as session:
             row = audience.subscription(session, incoming.channel, incoming.chat_id)
@@ -85,7 +92,8 @@ def choose(incoming: Incoming, context: Context) -> list[Reply]:
                 return [Reply("Xã/phường này không còn trong danh sách. Gõ /dangky để chọn lại.")]
             row.areas = [] if value == "*" else [value]
             summary = _summary(row, context)
-            return [Reply(f"Đã lưu. {summary}", [[Button("🗂 Chọn chủ đề quan tâm", "sub:topics")], [Button("✅ Xong", "sub:done")]])]
+            return [Reply(f"Đã lưu. {summary}", [[Button("🗂 Chọn chủ đề quan tâm", SubscribeButton("topics").pack())],
+                                                 [Button("✅ Xong", DONE)]])]
         if action == "t":
             if value == "*":
                 row.topics = []
@@ -93,27 +101,36 @@ def choose(incoming: Incoming, context: Context) -> list[Reply]:
                 row.topics = [t for t in row.topics if t != value] if value in row.topics else [*row.topics, value]
             session.flush()
     if action == "t":
-        return [_topics_menu(context, incoming, saved=True)]
+        groups = ordered_groups(context.catalog.groups())
+        page = page_of(groups.index(value), len(groups)) if value in groups else 0  # the page the citizen was on
+        return [_topics_menu(context, incoming, saved=True, page=page)]
     return [Reply("Nút này đã cũ. Gõ /dangky để chọn lại.")]
 
 
-def _areas_menu(context: Context) -> Reply:
+DONE = SubscribeButton("done").pack()
+
+
+def _page(value: str) -> int:
+    return int(value) if value.isdigit() else 0
+
+
+def _areas_menu(context: Context, page: int = 0) -> Reply:
     areas = audience.office_areas(context.settings)
-    buttons = [[Button(name[:60], f"sub:a:{key}")] for key, name in areas.items() if len(f"sub:a:{key}".encode()) <= MAX_DATA]
-    buttons.append([Button("Tất cả xã/phường", "sub:a:*")])
-    return Reply("Bạn ở xã/phường nào? Bạn sẽ nhận thông báo chung và thông báo riêng cho nơi đó.", buttons)
+    items = [(name, data.pack()) for key, name in areas.items() if (data := SubscribeButton("a", key)).fits()]
+    return paged("Bạn ở xã/phường nào? Bạn sẽ nhận thông báo chung và thông báo riêng cho nơi đó", items, page,
+                 lambda p: SubscribeButton("areas", str(p)).pack(), actions=[("Tất cả xã/phường", SubscribeButton("a", "*").pack())])
 
 
-def _topics_menu(context: Context, incoming: Incoming, saved: bool = False) -> Reply:
+def _topics_menu(context: Context, incoming: Incoming, saved: bool = False, page: int = 0) -> Reply:
     row = _active(context, incoming)
     chosen = set(row.topics) if row else set()
     groups = ordered_groups(context.catalog.groups())
-    buttons = [[Button(("✓ " if slug in chosen else "") + group_label(slug)[:58], f"sub:t:{slug}")] for slug in groups
-               if len(f"sub:t:{slug}".encode()) <= MAX_DATA]
-    buttons.append([Button("Mọi chủ đề", "sub:t:*"), Button("✅ Xong", "sub:done")])
+    items = [(("✓ " if slug in chosen else "") + group_label(slug), SubscribeButton("t", group_ref(slug)).pack()) for slug in groups]
     head = "Đã lưu. " if saved else ""
     now = ", ".join(group_label(t) for t in row.topics) if row and row.topics else "mọi chủ đề"
-    return Reply(f"{head}Chọn chủ đề bạn quan tâm (bấm lại để bỏ chọn). Hiện nhận: {now}.", buttons)
+    return paged(f"{head}Chọn chủ đề bạn quan tâm, bấm lại để bỏ chọn. Hiện nhận: {now}", items, page,
+                 lambda p: SubscribeButton("topics", str(p)).pack(),
+                 actions=[("Mọi chủ đề", SubscribeButton("t", "*").pack()), ("✅ Xong", DONE)])
 
 
 def personal(handler: Handler) -> Handler:
@@ -133,5 +150,5 @@ def register(router: Router) -> None:
         return  # subscriptions live in the database
     router.command("dangky", personal(subscribe))
     router.command("huydangky", personal(unsubscribe))
-    router.button("sub", personal(choose))
+    router.button(SubscribeButton, personal(choose))
     router.forget("đăng ký nhận thông báo", audience.forget)

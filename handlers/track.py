@@ -13,12 +13,13 @@ about dossiers is shown at all: follows are per person.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 from handlers.core import Context, Router, command_argument
 from handlers.messages import Incoming, Reply
+from handlers.state import ChatState
 from nlp.normalize import fold
 from redaction import chat_tag
 from reminders.access import Level, Limits, chat_hash, level, locked_until, matches, take_lookup, wrong_digits
@@ -79,14 +80,18 @@ _ONLY_DIGITS = re.compile(r"^\s*\d[\d .]{2,}\d\s*[.!]?\s*$")
 # A question that happens to hold 4 digits ("lệ phí năm 2024 bao nhiêu?") is not an answer to "send the 4 digits".
 _QUESTION = re.compile(r"\?|\b(bao nhieu|gi|the nao|o dau|khi nao|lam sao|sao|nao|khong)\b")
 PENDING_FOR = timedelta(minutes=15)  # a code waiting for its 4 digits; later, the citizen sends the code again
-PENDING = "pending_dossier"  # the attribute on the chat's memory (handlers.state.ChatState), forgotten by /xoadulieu
 
 
-@dataclass(frozen=True)
-class Pending:
+class Pending(ChatState):
+    """A dossier code waiting for its 4 digits (for PENDING_FOR), in this chat's memory."""
+
+    feature: ClassVar[str] = "track_pending"
     code: str
     follow: bool  # the code came with /theodoi: the right digits start the follow
     since: datetime
+
+    def forgotten(self) -> list[str]:
+        return ["mã hồ sơ đang chờ xác nhận"]
 
 
 def _now() -> datetime:
@@ -112,17 +117,17 @@ def _without_code(text: str) -> str:
 
 
 def _pending(context: Context, incoming: Incoming) -> Pending | None:
-    state = context.states.peek(incoming.chat_key)
-    waiting = getattr(state, PENDING, None) if state is not None else None
+    waiting = context.memory.peek(incoming.chat_key, Pending)
     if waiting is None or _now() - waiting.since > PENDING_FOR:
         return None
     return waiting
 
 
 def _set_pending(context: Context, incoming: Incoming, waiting: Pending | None) -> None:
-    if waiting is None and context.states.peek(incoming.chat_key) is None:
-        return  # nothing to clear, and no memory is created for it
-    setattr(context.states.get(incoming.chat_key), PENDING, waiting)
+    if waiting is None:
+        context.memory.clear(incoming.chat_key, Pending)
+    else:
+        context.memory.save(incoming.chat_key, waiting)
 
 
 def _code_argument(incoming: Incoming, usage: str) -> tuple[str | None, list[Reply] | None]:
@@ -157,6 +162,17 @@ def _consent(code: str, context: Context) -> str:
 def _answer(incoming: Incoming, context: Context, code: str, digits: str | None, wants_follow: bool) -> list[Reply]:
     """A chat asks about (or to follow) a dossier by its code, with or without the 4 digits: the one path
     that every lookup takes, so the limits, the lockout and the second factor hold for all of them."""
+    # The code awaiting digits is remembered after the lookup's transaction: on SQLite a second writer
+    # inside it would wait for the lock this transaction holds.
+    pending: list[Pending | None] = []
+    replies = _look_up(incoming, context, code, digits, wants_follow, pending)
+    if pending:
+        _set_pending(context, incoming, pending[-1])
+    return replies
+
+
+def _look_up(incoming: Incoming, context: Context, code: str, digits: str | None, wants_follow: bool,
+             pending: list[Pending | None]) -> list[Reply]:
     settings = context.settings
     office = settings.office_name
     limits = Limits.from_settings(settings)
@@ -174,27 +190,27 @@ def _answer(incoming: Incoming, context: Context, code: str, digits: str | None,
         dossier = get_dossier(session, code)
         if dossier is None:
             session.commit()
-            _set_pending(context, incoming, None)
+            pending.append(None)
             return [Reply(UNKNOWN.format(code=code, office=office))]
         verified = is_verified(session, incoming.channel, incoming.chat_id, code)
         just_verified = False
         if not verified and has_second_factor(dossier):
             if digits is None:
                 session.commit()
-                _set_pending(context, incoming, Pending(code, wants_follow, now))
+                pending.append(Pending(code=code, follow=wants_follow, since=now))
                 ask = ASK_DIGITS.format(code=code, office=office)
                 return [Reply(ask + (ASK_DIGITS_FOLLOW.format(code=code) if wants_follow else ""))]
             if not matches(dossier, digits):
                 left, locked = wrong_digits(session, chat, code, now, limits, chat_tag(incoming.channel, incoming.chat_id))
                 session.commit()
                 if locked is not None:
-                    _set_pending(context, incoming, None)
+                    pending.append(None)
                     return [Reply(LOCKED.format(until=_until(locked, context)))]
-                _set_pending(context, incoming, Pending(code, wants_follow, now))
+                pending.append(Pending(code=code, follow=wants_follow, since=now))
                 return [Reply(WRONG.format(code=code, left=left))]
             verify(session, incoming.channel, incoming.chat_id, code, now)
             verified = just_verified = True
-        _set_pending(context, incoming, None)
+        pending.append(None)
         access = level(verified, has_second_factor(dossier), settings)
         if access is Level.NONE:
             session.commit()
@@ -358,6 +374,7 @@ def dossier_in_text(incoming: Incoming, context: Context) -> list[Reply] | None:
 
 
 def register(router: Router) -> None:
+    router.state(Pending)
     router.command("theodoi", follow_command)
     router.command("hoso", list_command)
     router.command("huytheodoi", unfollow_command)

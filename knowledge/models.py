@@ -175,3 +175,16 @@ class UnansweredRow(Base):
     first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     resolved_entry_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class ChatStateRow(Base):
+    """One feature's memory of one chat (handlers.state): the follow-up's subject, a draft, a pending import."""
+
+    __tablename__ = "chat_states"
+
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    feature: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[dict] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -89,11 +89,13 @@ async def _burst(router, chats: int, flood_limit: bool, workers: int = 0) -> dic
         settings = router.context.settings.model_copy(update={"telegram_bot_token": fake.token})
         # With the flood limit the bot runs as in production; without, its own limiter is lifted too.
         limit = {} if flood_limit else {"overall_max_rate": 0}
-        app = tg.build_application(router, settings, base_url=fake.base_url, **limit)
-        if workers:
-            from channels.workers import CoreWorkers
+        core, pool = router, None
+        if workers:  # held here, as the runner holds them: the channel talks to the core in front of them
+            from channels.workers import CoreWorkers, WorkerCore
 
-            router.workers = await CoreWorkers(router.context.settings, workers).start()
+            pool = await CoreWorkers(router.context.settings, workers).start()
+            core = WorkerCore(router, pool)
+        app = tg.build_application(core, settings, base_url=fake.base_url, **limit)
         await tg.start(app)
         try:
             for i, question in enumerate(warm):
@@ -116,9 +118,12 @@ async def _burst(router, chats: int, flood_limit: bool, workers: int = 0) -> dic
             throttled = fake.throttled - throttled_before
         finally:
             await tg.stop(app)
-            if router.workers is not None:
-                router.workers.shutdown()
-                router.workers = None
+            if not flood_limit:  # the token's limiter is shared in the process: give it back its limit
+                from channels.limits import limiter_for
+
+                limiter_for(tg.CHANNEL, fake.token, messages_per_second=router.context.settings.telegram_messages_per_second)
+            if pool is not None:
+                pool.shutdown()
     return {
         "chats": chats,
         "answered": len(latencies),

@@ -8,10 +8,17 @@ from collections.abc import Iterable, Iterator
 
 from handlers.core import Router
 from handlers.messages import Incoming
+from handlers.state import ChatMemory
 
 log = logging.getLogger(__name__)
 CHANNEL = "jsonl"
 MAX_CANDIDATES = 5
+
+
+def fresh(router: Router) -> Router:
+    """The router with a memory of its own for this run: its chats ("1", "2"...) are not the stored chats of
+    those names, and nothing of an earlier run follows into this one."""
+    return router.with_memory(ChatMemory())
 
 
 def answer_one(router: Router, chat: str, question: str) -> dict:
@@ -31,7 +38,11 @@ def answer_one(router: Router, chat: str, question: str) -> dict:
 
 
 def answer_lines(router: Router, lines: Iterable[str]) -> Iterator[str]:
-    """Answer each JSON line; a malformed line gets an answer object with an error, never a crash."""
+    """Answer each JSON line; a malformed line gets an answer object with an error, never a crash.
+
+    Each call is a run of its own: it starts with no memory of any chat (`fresh`).
+    """
+    router = fresh(router)
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue

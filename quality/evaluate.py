@@ -13,7 +13,7 @@ from rich.table import Table
 from config import SHARED_DIR
 from handlers.core import Router
 from nlp.normalize import expand_at, fold, words
-from quality.contract import answer_one
+from quality.contract import answer_one, fresh
 
 VILEXNORM = SHARED_DIR / "data" / "vilexnorm" / "ViLexNorm_dev.csv"
 
@@ -55,6 +55,8 @@ def has_diacritics(text: str) -> bool:
 
 
 def run_eval(router: Router, path: Path) -> Report:
+    """Score the labelled questions of `path`; every run starts with no memory of any chat (`fresh`)."""
+    router = fresh(router)
     report = Report()
     entries = router.context.catalog
     previous_chat = None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from channels.limits import Priority, limiter_of
 from channels.outbound import Delivery, Outcome, Sender
 from config import Settings
 from redaction import chat_tag
@@ -128,24 +128,6 @@ def outcome_values(claimed: Claimed, delivery: Delivery, now: datetime) -> tuple
     return {"state": "undeliverable", "reason": f"{channel} từ chối tin nhắn{hint}: {detail}"}, None
 
 
-class Pacer:
-    """Keeps to each sender's rate across all chats and between two messages to one chat."""
-
-    def __init__(self) -> None:
-        self.last_channel: dict[str, float] = {}
-        self.last_chat: dict[tuple[str, str], float] = {}
-
-    async def wait(self, sender: Sender, chat_id: str) -> None:
-        now = time.monotonic()
-        gap = max(self.last_channel.get(sender.channel, 0.0) + 1 / sender.messages_per_second,
-                  self.last_chat.get((sender.channel, chat_id), 0.0) + sender.seconds_per_chat) - now
-        if gap > 0:
-            await asyncio.sleep(gap)
-        moment = time.monotonic()
-        self.last_channel[sender.channel] = moment
-        self.last_chat[(sender.channel, chat_id)] = moment
-
-
 async def dispatch(db: sessionmaker[Session], senders: Mapping[str, Sender], settings: Settings,
                    now: datetime | None = None, *, token: str | None = None, batch: int = BATCH,
                    clock: Callable[[], datetime] | None = None) -> DispatchResult:
@@ -156,7 +138,6 @@ async def dispatch(db: sessionmaker[Session], senders: Mapping[str, Sender], set
     token = token or uuid.uuid4().hex
     quiet = QuietHours.from_settings(settings)
     result = DispatchResult()
-    pacer = Pacer()
     channels = sorted(senders)
     read_clock = clock or (lambda: datetime.now(UTC))
     blocked: dict[tuple[str, str], str] = {}
@@ -180,10 +161,11 @@ async def dispatch(db: sessionmaker[Session], senders: Mapping[str, Sender], set
                 values, unreachable = {"state": "undeliverable", "reason": blocked[chat]}, None
             else:
                 sender = senders[item.channel]
-                await pacer.wait(sender, item.chat_id)
+                # The token's one limiter, shared with the chat's replies (which go first) and announcements.
+                await limiter_of(sender).acquire(item.chat_id, priority=Priority.BACKGROUND)
                 try:
                     delivery = await sender.send(item.chat_id, item.text)
-                except Exception as error:  # noqa: BLE001 - a sender bug must not lose the claim silently
+                except Exception as error:  # a sender bug must not lose the claim silently
                     log.exception("sending reminder %s failed", item.id)
                     delivery = Delivery(Outcome.TRANSIENT, f"{type(error).__name__}: {error}")
                 done = as_utc(now) if now is not None else read_clock()

@@ -191,16 +191,17 @@ def router(catalog) -> Router:
 class Chat:
     """One conversation with the bot, as a channel would hold it."""
 
-    def __init__(self, router: Router, chat_id: str = "chat-1", channel: str = "test") -> None:
+    def __init__(self, router: Router, chat_id: str = "chat-1", channel: str = "test", buttonless: bool = False) -> None:
         self.router = router
         self.chat_id = chat_id
         self.channel = channel
+        self.buttonless = buttonless  # a platform without buttons (Zalo): choices are typed as numbers
 
     def send(self, text: str) -> list[Reply]:
-        return self.router.handle(Incoming(self.channel, self.chat_id, "user-1", text))
+        return self.router.handle(Incoming(self.channel, self.chat_id, "user-1", text, buttonless=self.buttonless))
 
     def press(self, data: str) -> list[Reply]:
-        return self.router.handle(Incoming(self.channel, self.chat_id, "user-1", "", button=data))
+        return self.router.handle(Incoming(self.channel, self.chat_id, "user-1", "", button=data, buttonless=self.buttonless))
 
     def ask(self, text: str) -> Reply:
         replies = self.send(text)

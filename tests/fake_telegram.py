@@ -32,6 +32,7 @@ BOT_USER = {"id": 123456789, "is_bot": True, "first_name": "Một cửa", "usern
             "can_join_groups": False, "can_read_all_group_messages": False, "supports_inline_queries": False}
 MAX_TEXT = 4096  # telegram.constants.MessageLimit.MAX_TEXT_LENGTH, checked like the real server does
 MAX_CALLBACK_DATA = 64  # bytes
+_SENDS = ("sendmessage", "senddocument")  # the requests counted against the bot's messages per second
 # Parameters PTB sends as JSON inside form fields.
 _JSON_FIELDS = {"reply_markup", "commands", "allowed_updates", "entities", "link_preview_options", "scope"}
 
@@ -332,6 +333,29 @@ class FakeTelegram:
         """How many messages each chat received (for exactly-once checks)."""
         return {chat_id: n for chat_id, messages in self.sent.items()
                 if (n := sum(1 for m in messages if m.method == method))}
+
+    def send_times(self, *, accepted: bool = False) -> list[float]:
+        """When each of the bot's messages (sendMessage, sendDocument) reached the server, in order; with
+        `accepted`, only those answered 200 (else refused ones count too: they are the bot's requests)."""
+        return sorted(c.at for c in self.calls if c.method.lower() in _SENDS and (c.status == 200 or not accepted))
+
+    def peak_per_second(self, *, accepted: bool = False, since: float | None = None) -> int:
+        """The most messages the bot sent in any one second (a sliding window, as strict as a server can count)."""
+        times = [t for t in self.send_times(accepted=accepted) if since is None or t >= since]
+        peak, first = 0, 0
+        for last, at in enumerate(times):
+            while at - times[first] >= 1.0:
+                first += 1
+            peak = max(peak, last - first + 1)
+        return peak
+
+    def per_second(self, *, accepted: bool = False) -> list[int]:
+        """The bot's messages in each whole second from its first one (the counter a dashboard would show)."""
+        times = self.send_times(accepted=accepted)
+        counts = [0] * (int(times[-1] - times[0]) + 1 if times else 0)
+        for at in times:
+            counts[int(at - times[0])] += 1
+        return counts
 
     def _over_rate_limit(self) -> bool:
         """A token bucket: bursts of `rate_limit` messages, then `rate_limit` per second (how the ~30 msg/s

@@ -123,6 +123,11 @@ class FakeZalo:
         """The user of this chat blocked the bot: every send to it answers 403."""
         self.blocked.add(chat_id)
 
+    @property
+    def pending_updates(self) -> int:
+        """Updates pushed and not yet fetched by getUpdates."""
+        return self._updates.qsize()
+
     def calls(self, method: str, chat_id: str | None = None) -> list[Recorded]:
         return [r for r in self.requests if r.method == method and (chat_id is None or str(r.params.get("chat_id")) == chat_id)]
 

@@ -65,12 +65,15 @@ def test_every_configured_secret_is_blanked_in_message_arguments_and_exception(c
     caplog.set_level(logging.DEBUG)
     settings = make_settings("postgresql://motcua:pg-Pa55word@db.local/motcua", telegram_bot_token=TOKEN,
                              zalo_bot_token="zalo-secret-token-0001", webhook_secret="hook-secret-0002",
-                             dossier_push_api_key="push-api-key-0003")
+                             dossier_push_api_key="push-api-key-0003", zalo_oa_app_secret="oa-app-secret-0004",
+                             zalo_oa_secret_key="oa-webhook-key-0005", zalo_oa_access_token="oa-access-0006",
+                             zalo_oa_refresh_token="oa-refresh-0007")
     redaction.install(settings)
     try:
         log = logging.getLogger("motcua.test")
         log.warning("POST https://api.telegram.org/bot%s/sendMessage failed", TOKEN)
         log.warning("zalo %s, hook %s, key %s", "zalo-secret-token-0001", "hook-secret-0002", "push-api-key-0003")
+        log.warning("zalo oa %s %s %s %s", "oa-app-secret-0004", "oa-webhook-key-0005", "oa-access-0006", "oa-refresh-0007")
         log.error("database %s", "postgresql://motcua:pg-Pa55word@db.local/motcua")
         log.info("another bot's URL: https://bot-api.zaloplatforms.com/bot99999:otherTOKENvalue/getUpdates")
         parameters = ("telegram", str(USER))
@@ -82,7 +85,7 @@ def test_every_configured_secret_is_blanked_in_message_arguments_and_exception(c
         redaction.uninstall()
     text = "\n".join(logged(caplog)) + caplog.text
     for secret in (TOKEN, "zalo-secret-token-0001", "hook-secret-0002", "push-api-key-0003", "pg-Pa55word",
-                   "otherTOKENvalue", str(USER)):
+                   "otherTOKENvalue", str(USER), "oa-app-secret-0004", "oa-webhook-key-0005", "oa-access-0006", "oa-refresh-0007"):
         assert secret not in text
     assert "/bot<redacted>/sendMessage" in text and "RuntimeError" in text, "what happened is still told"
     assert "https://bot-api.zaloplatforms.com/bot<redacted>/getUpdates" in text

@@ -93,8 +93,7 @@ def test_huydangky_stops_everything(wired, db):
 
 
 def test_zalo_chooses_by_typing_the_number(wired, db):
-    wired.buttonless_channels.add("zalo")
-    chat = Chat(wired, "504", "zalo")
+    chat = Chat(wired, "504", "zalo", buttonless=True)
     chat.send("/dangky")
     [areas] = chat.send("1")  # 1. Chọn xã/phường của tôi
     assert "xã/phường nào" in areas.text
