@@ -208,17 +208,23 @@ def qr(
     entry_ids: Annotated[list[str], typer.Argument(help="Entry ids")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the PNG files and the A4 PDF sheet")] = Path("qr"),
 ) -> None:
-    """A PNG QR code per entry and a printable A4 PDF sheet of them, with each procedure's name."""
+    """A PNG QR code per entry (Telegram) and a printable A4 PDF sheet of them, with each procedure's name;
+    where a Zalo OA is configured, its own QR code first (the OA has no link to one entry)."""
     from channels.links import LinkError, a4_sheet, deep_link, qr_png
+    from channels.zalo_oa import oa_link
 
     settings = _settings(ctx)
     try:
         entries = _known_entries(settings, entry_ids)
         out.mkdir(parents=True, exist_ok=True)
         items = []
-        for entry in entries:
-            png = qr_png(deep_link(settings.telegram_bot_username or "", entry.id), out / f"{entry.id}.png")
-            items.append((entry.id, entry.short_name or entry.name, png))
+        oa = oa_link(settings)
+        if oa:
+            items.append((oa.removeprefix("https://"), f"Hỏi {settings.office_name} trên Zalo", qr_png(oa, out / "zalo-oa.png")))
+        if settings.telegram_bot_username or not oa:
+            for entry in entries:
+                png = qr_png(deep_link(settings.telegram_bot_username or "", entry.id), out / f"{entry.id}.png")
+                items.append((f"mã {entry.id}", entry.short_name or entry.name, png))
         sheet = a4_sheet(items, out / "ma-qr-thu-tuc.pdf", settings.office_name)
     except LinkError as error:
         typer.echo(str(error), err=True)

@@ -58,12 +58,13 @@ def _font() -> Path:
 
 
 def a4_sheet(items: list[tuple[str, str, Path]], path: Path, office: str) -> Path:
-    """An A4 PDF with one QR code per entry (name under it), six to a page, for printing."""
+    """An A4 PDF with one QR code per item (its name, then its note in brackets: "mã 1.001193"), six to a
+    page, for printing."""
     pdf = FPDF(format="A4")
     pdf.add_font("DejaVu", "", str(_font()))
     pdf.set_auto_page_break(False)
     columns, rows, cell_w, cell_h, margin_x, margin_y = 2, 3, 95.0, 90.0, 10.0, 12.0
-    for index, (entry_id, name, png) in enumerate(items):
+    for index, (note, name, png) in enumerate(items):
         if index % (columns * rows) == 0:
             pdf.add_page()
             pdf.set_font("DejaVu", size=10)
@@ -75,6 +76,6 @@ def a4_sheet(items: list[tuple[str, str, Path]], path: Path, office: str) -> Pat
         pdf.image(str(png), x=x + (cell_w - 55) / 2, y=y, w=55, h=55)
         pdf.set_font("DejaVu", size=9)
         pdf.set_xy(x + 5, y + 57)
-        pdf.multi_cell(cell_w - 10, 4.5, f"{name}\n(mã {entry_id})", align="C")
+        pdf.multi_cell(cell_w - 10, 4.5, f"{name}\n({note})", align="C")
     pdf.output(str(path))
     return path

@@ -15,6 +15,17 @@ class Base(DeclarativeBase):
     pass
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """A stored time as an aware UTC datetime (SQLite returns it naive)."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def local_time(moment: datetime, zone: str = "Asia/Ho_Chi_Minh") -> datetime:
     """A stored time as staff read it: databases hand back UTC (SQLite without its zone), shown in the office's."""
     if moment.tzinfo is None:

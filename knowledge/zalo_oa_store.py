@@ -17,26 +17,15 @@ import base64
 import hashlib
 import hmac
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from knowledge.models import Base
+from knowledge.models import Base, as_utc, utc_now
 
 EVENTS_KEPT = timedelta(days=7)  # the platform retries for minutes; a week of ids is plenty and stays small
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_utc(moment: datetime | None) -> datetime | None:
-    """A stored time as aware UTC (SQLite hands it back naive)."""
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class ZaloOATokenRow(Base):

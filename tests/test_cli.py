@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import PROJECT_DIR
@@ -138,3 +139,26 @@ def test_a_malformed_line_gets_an_object_with_exactly_the_contract_keys(router):
     for obj in out[1:]:
         assert set(obj) == CONTRACT_KEYS, f"keys {sorted(obj)}"
         assert obj["id"] is None and obj["aspect"] is None and obj["candidates"] == []
+
+
+def test_the_printable_qr_sheet_has_the_zalo_oa_code_beside_telegrams(tmp_path, cli_db):
+    """An office with a Zalo OA posts its QR code too: zalo.me/<oa id> opens the OA's chat."""
+    from PIL import ImageChops
+
+    from channels.links import qr_png
+
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(("TELEGRAM_", "ZALO_", "DATABASE_URL"))}
+    env.update(TELEGRAM_BOT_USERNAME="motcua_xa_bot", ZALO_OA_ID="4318888888", PYTHONIOENCODING="utf-8")
+    done = subprocess.run([sys.executable, str(PROJECT_DIR / "bot.py"), "--db", cli_db, "qr", "1.001193", "--out", str(tmp_path)],
+                          capture_output=True, text=True, encoding="utf-8", cwd=tmp_path, env=env, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "2 mã QR" in done.stdout
+    from PIL import Image
+
+    def same(png: Path, link: str) -> bool:
+        expected = qr_png(link, tmp_path / "expected.png")
+        return ImageChops.difference(Image.open(png).convert("L"), Image.open(expected).convert("L")).getbbox() is None
+
+    assert same(tmp_path / "zalo-oa.png", "https://zalo.me/4318888888")
+    assert same(tmp_path / "1.001193.png", "https://t.me/motcua_xa_bot?start=1_001193")
+    assert (tmp_path / "ma-qr-thu-tuc.pdf").stat().st_size > 1000
