@@ -28,6 +28,9 @@ class BackgroundService(Protocol):
 def background_services(settings: Settings, db: sessionmaker[Session]) -> list[BackgroundService]:
     """Every feature's background work, registered here."""
     from broadcasts.service import BroadcastService
+    from handoff.service import HandoffService
+    from knowledge.question_log import RetentionService
     from reminders.service import ReminderService
 
-    return [BroadcastService(settings, db), ReminderService(settings, db)]
+    return [BroadcastService(settings, db), ReminderService(settings, db), RetentionService(settings, db),
+            HandoffService(settings, db)]

@@ -90,6 +90,10 @@ def run(
     operations.install_repeated_error_filter(settings.log_repeat_seconds)
     bot = build_app(settings, live=True)
     services = background_services(settings, bot.db)
+    if settings.web_in_run:
+        from web.server import WebConsoleService
+
+        services.append(WebConsoleService(bot))
     try:
         asyncio.run(run_channels(bot.router, settings, chosen, webhook, services))
     except ChannelError as error:
@@ -99,6 +103,27 @@ def run(
         logging.getLogger("bot").critical("the bot stopped", exc_info=error)
         typer.echo(redact(f"Bot dừng do lỗi: {type(error).__name__}: {error}"), err=True)
         raise typer.Exit(1) from None
+    finally:
+        bot.close()
+
+
+@app.command()
+def web(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option("--host", help="Address to listen on (default WEB_LISTEN, 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (default WEB_PORT, 8080)")] = None,
+    db: DbOption = None,
+) -> None:
+    """Serve the office's web console (sign in with /dangnhap in chat)."""
+    from web.server import serve
+
+    settings = _settings(ctx, db)
+    bot = build_app(settings, live=True)
+    host = host or settings.web_listen
+    port = port if port is not None else settings.web_port
+    typer.echo(f"Bảng điều khiển: {settings.web_public_url or f'http://{host}:{port}'} (Ctrl+C để dừng)")
+    try:
+        serve(bot, host, port)
     finally:
         bot.close()
 

@@ -118,6 +118,37 @@ class Settings(BaseSettings):
     # dates, notes or refusal reason) of a dossier without stored digits, and may follow it at that level.
     dossier_status_without_verification: bool = False
 
+    # --- web console ---
+    # `bot.py web` (and `bot.py run` when WEB_IN_RUN is set) serves the staff console on WEB_LISTEN:WEB_PORT;
+    # WEB_PUBLIC_URL is the address staff open (behind a reverse proxy: its https URL), used in sign-in links.
+    web_listen: str = "127.0.0.1"
+    web_port: int = Field(default=8080, ge=0, le=65535)
+    web_public_url: str | None = None
+    web_in_run: bool = False
+    web_session_hours: float = Field(default=12.0, gt=0)
+    web_link_minutes: float = Field(default=10.0, gt=0, le=60)
+
+    @property
+    def web_url(self) -> str:
+        """Where staff open the console (sign-in links point here)."""
+        return (self.web_public_url or f"http://{self.web_listen}:{self.web_port}").rstrip("/")
+
+
+    # --- question log ---
+    # Questions are logged (no chat ids) for the overview; a daily job deletes those older than this many days
+    # (0 keeps them all). Follows RECORD_QUESTIONS: off, nothing is logged.
+    question_log_days: int = Field(default=365, ge=0)
+
+    # --- hand-off ---
+    # A citizen may ask for an officer (handlers/handoff.py). When officers answer, in office time: day groups
+    # T2..T7, CN with time ranges, groups separated by ";" (e.g. "T2-T6 07:30-11:30,13:30-17:00; T7 07:30-11:30");
+    # days the office is closed: dd/mm/yyyy, comma-separated. OFFICE_HOURS stays the text shown by /lienhe.
+    handoff_hours: str = "T2-T6 07:30-11:30,13:30-17:00"
+    handoff_holidays: str = ""
+    handoff_idle_minutes: float = Field(default=30.0, gt=0)  # an answered chat quiet this long is ended (citizen told)
+    handoff_telegram_group_id: str | None = None  # a Telegram staff group the bot posts hand-offs to (its chat id)
+    handoff_poll_seconds: float = Field(default=1.0, gt=0)  # how often the bot looks for officers' replies to deliver
+
     log_level: str = "WARNING"
 
     @property

@@ -34,6 +34,8 @@ _BOT_SEGMENT = re.compile(r"(?<!/)(/bot)(?!<)[^/\s'\"<>]+(?=[/\s'\"<>]|$)")  # n
 _TELEGRAM_TOKEN = re.compile(r"(?<![\w:])\d{5,12}:[A-Za-z0-9_-]{30,}(?![\w-])")
 # scheme://user:password@host: the password part.
 _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@")
+# A web console sign-in link: whoever reads the token within its minutes could sign in.
+_SIGN_IN_LINK = re.compile(r"(/dangnhap/)[A-Za-z0-9_-]{16,}")
 # SQLAlchemy error texts repeat the statement's parameters: chat ids, question texts, tokens.
 _SQL_PARAMETERS = re.compile(r"^\[parameters: .*$", re.MULTILINE)
 
@@ -80,6 +82,7 @@ def redact(text: str) -> str:
     text = _BOT_SEGMENT.sub(r"\1" + REDACTED, text)
     text = _TELEGRAM_TOKEN.sub(REDACTED, text)
     text = _URL_PASSWORD.sub(r"\1" + REDACTED + "@", text)
+    text = _SIGN_IN_LINK.sub(r"\1" + REDACTED, text)
     return _SQL_PARAMETERS.sub("[parameters: hidden]", text)
 
 

@@ -36,6 +36,10 @@ def max_text(channel: str) -> int:
         from channels.zalo import MESSAGE_LIMIT
 
         return MESSAGE_LIMIT
+    if channel == "zalo_oa":
+        from channels.zalo_oa import MESSAGE_LIMIT as OA_LIMIT
+
+        return OA_LIMIT
     return TELEGRAM_MAX_TEXT
 
 
@@ -127,7 +131,7 @@ def check(session: Session, draft: Draft, settings: Settings, now: datetime | No
         length = len(text) + (len(f"\n\n{draft.link_label}: {draft.link_url}") if channel == "zalo" and draft.link_url else 0)
         limit = max_text(channel)
         if length > limit:
-            name = {"telegram": "Telegram", "zalo": "Zalo"}.get(channel, channel)
+            name = {"telegram": "Telegram", "zalo": "Zalo", "zalo_oa": "Zalo OA"}.get(channel, channel)
             raise ComposeError(f"Thông báo dài {length} ký tự, quá giới hạn {limit} ký tự một tin của {name} "
                                f"({length - limit} ký tự thừa). Vui lòng rút gọn; thông báo không được chia nhỏ.")
     return Preview(audience, by_channel, aware(draft.at), audience.describe(settings))

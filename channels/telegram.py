@@ -66,6 +66,8 @@ CITIZEN_COMMANDS: dict[str, str] = {
     "hoso": "Các hồ sơ bạn đang theo dõi và tình trạng",
     "dangky": "Đăng ký nhận thông báo của Bộ phận Một cửa",
     "huydangky": "Ngừng nhận thông báo",
+    "canbo": "Gặp cán bộ Bộ phận Một cửa",
+    "ketthuc": "Kết thúc trò chuyện với cán bộ",
     "xoadulieu": "Xóa những gì trợ lý ghi nhớ về bạn",
 }
 FILE_TOO_BIG = "Tệp {name} quá lớn: Telegram chỉ cho phép bot tải tệp đến 20 MB. Bạn vui lòng gửi tệp nhỏ hơn."
@@ -191,7 +193,10 @@ def _incoming(update: Update, **content: Any) -> Incoming:
     user = update.effective_user
     chat_id = str(chat.id if chat else user.id)
     group = chat is not None and chat.type != ChatType.PRIVATE
-    return Incoming(CHANNEL, chat_id, str(user.id) if user else chat_id, group=group, **content)
+    # A reply to one of the bot's messages (an officer answering a hand-off post in the staff group).
+    replied = update.message.reply_to_message if update.message else None
+    reply_to = str(replied.message_id) if replied is not None else None
+    return Incoming(CHANNEL, chat_id, str(user.id) if user else chat_id, group=group, reply_to=reply_to, **content)
 
 
 def command_text(text: str, args: list[str] | None) -> str:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
-from handlers import ask, general, privacy, staff, subscribe, track
+from handlers import ask, general, handoff, privacy, question_log, staff, subscribe, track, web_signin
 from handlers import broadcast as broadcasting
 from handlers.core import CatalogSource, Context, Router
 from handlers.state import ChatMemory
@@ -32,10 +32,13 @@ def build_router(catalog: Catalog | CatalogSource, settings: Settings, db: sessi
     general.register(router)
     privacy.register(router)
     staff.register(router)
+    web_signin.register(router)
     subscribe.register(router)
     broadcasting.register(router)
     ask.register(router)
     track.register(router)
+    handoff.register(router)  # before the question log: a chat an officer handles is not logged as questions
+    question_log.register(router)
     # The Zalo OA channel's own record of a citizen (when they last wrote: the reply window) goes too.
     from knowledge import zalo_oa_store
 

@@ -96,7 +96,7 @@ def _answer_text(incoming: Incoming, context: Context, state: AskState) -> list[
         return [Reply(STATUS)]
     if result.outcome == Outcome.ASK_SUBJECT:
         what = ASPECT_WORDS.get(result.aspects[0], "thông tin") if result.aspects else "thông tin"
-        return [Reply(ASK_SUBJECT.format(what=what))]
+        return [Reply(ASK_SUBJECT.format(what=what), outcome="clarified")]
     return [dont_know(context, result.candidate_ids)]
 
 
@@ -121,7 +121,7 @@ def law_question(context: Context, related: list[str]) -> Reply:
         for number, entry in enumerate(entries, 1):
             lines.append(f"{number}. {display_name(entry)}")
             buttons.append([Button(f"{number}. {display_name(entry)}"[:60], AspectButton(entry.id, Aspect.OVERVIEW).pack())])
-    return Reply("\n".join(lines), buttons, candidates=tuple(e.id for e in entries), numbered=bool(entries))
+    return Reply("\n".join(lines), buttons, candidates=tuple(e.id for e in entries), numbered=bool(entries), outcome="law")
 
 
 def note_unanswered(context: Context, text: str, reason: str, best_guess: str | None) -> None:
@@ -157,7 +157,7 @@ def answer_entry(context: Context, chat_key: str, entry_id: str, aspects: tuple[
     up, down = FeedbackButton(entry.id, "up"), FeedbackButton(entry.id, "down")
     if down.fits():  # an id too long for Telegram's 64 bytes gets the answer without buttons
         rows.append([Button("👍 Hữu ích", up.pack()), Button("👎 Chưa đúng", down.pack())])
-    return Reply(write_answer(entry, shown), rows, entry_id=entry.id, aspects=tuple(a.value for a in shown))
+    return Reply(write_answer(entry, shown), rows, entry_id=entry.id, aspects=tuple(a.value for a in shown), outcome="answered")
 
 
 def _has(entry: Entry, aspect: Aspect) -> bool:
@@ -186,7 +186,7 @@ def clarify(context: Context, chat_key: str, entry_ids: list[str], aspects: tupl
         lines.append(f"{number}. {display_name(entry)}")
         buttons.append([Button(f"{number}. {display_name(entry)}"[:60], AspectButton(entry.id, aspect).pack())])
     lines.append("Nếu không có mục nào đúng, bạn thử hỏi lại bằng cách khác, gõ /thutuc để xem danh sách thủ tục hoặc /lienhe để hỏi cán bộ.")
-    return Reply("\n".join(lines), buttons, candidates=tuple(entry_ids), numbered=True)
+    return Reply("\n".join(lines), buttons, candidates=tuple(entry_ids), numbered=True, outcome="clarified")
 
 
 def dont_know(context: Context, candidates: list[str]) -> Reply:
@@ -197,7 +197,7 @@ def dont_know(context: Context, candidates: list[str]) -> Reply:
         "Bạn thử hỏi ngắn gọn hơn, nêu tên việc cần làm (ví dụ: \"làm thẻ căn cước\", \"đăng ký khai sinh\"), "
         f"gõ /thutuc để xem danh sách thủ tục{contact}."
     )
-    return Reply(text, candidates=tuple(candidates))
+    return Reply(text, candidates=tuple(candidates), outcome="not_understood")
 
 
 def aspect_button(incoming: Incoming, context: Context) -> list[Reply]:

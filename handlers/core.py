@@ -28,6 +28,10 @@ Handler = Callable[[Incoming, "Context"], list[Reply]]
 ForgetStep = Callable[[Session, str, str], int]
 # A handler for some free text only (a dossier code in a question): its replies, or None to pass it on.
 TextClaim = Callable[[Incoming, "Context"], list[Reply] | None]
+# Run before any dispatch: replies (an empty list: stay silent) end the dispatch; None passes the message on.
+BeforeHook = Callable[[Incoming, "Context"], list[Reply] | None]
+# Run on every dispatch's replies: returns them, changed (a button added) or not (an observer).
+AfterHook = Callable[[Incoming, list[Reply], "Context"], list[Reply]]
 
 _NUMBER = re.compile(r"^\s*(?:số\s*|so\s*)?([1-9][0-9]?)\s*[.)!]?\s*$", re.IGNORECASE)
 
@@ -89,6 +93,8 @@ class Router:
         self.file_handler: Handler | None = None
         # Every feature that stores something about a chat registers how to delete it, next to its commands.
         self.forgettings: list[Forgetting] = []
+        self.before_hooks: list[BeforeHook] = []
+        self.after_hooks: list[AfterHook] = []
         self.state(NumberedState)
 
     def with_memory(self, memory: ChatMemory) -> Router:
@@ -115,6 +121,14 @@ class Router:
     def forget(self, what: str, step: ForgetStep) -> None:
         """Register what this feature stores about a chat and how /xoadulieu deletes it."""
         self.forgettings.append(Forgetting(what, step))
+
+    def before(self, hook: BeforeHook) -> None:
+        """`hook` sees every message first (e.g. a chat an officer handles: the bot stays silent)."""
+        self.before_hooks.append(hook)
+
+    def after(self, hook: AfterHook) -> None:
+        """`hook` sees every message's replies (e.g. the question log; a hand-off button under "I don't know")."""
+        self.after_hooks.append(hook)
 
     def file(self, handler: Handler) -> None:
         self.file_handler = handler
@@ -158,6 +172,19 @@ class Router:
             return [Reply(SORRY)]
 
     def _dispatch(self, incoming: Incoming) -> list[Reply]:
+        for before in self.before_hooks:
+            taken = before(incoming, self.context)
+            if taken is not None:
+                return taken
+        replies = self._dispatch_feature(incoming)
+        for after in self.after_hooks:
+            try:
+                replies = after(incoming, replies, self.context)
+            except Exception:  # noqa: BLE001 - an observer's failure must not lose the citizen's answer
+                log.exception("after-hook %s failed for %s", getattr(after, "__qualname__", after), key_tag(incoming.chat_key))
+        return replies
+
+    def _dispatch_feature(self, incoming: Incoming) -> list[Reply]:
         picked = _NUMBER.match(incoming.text) if not incoming.button else None
         if picked:
             numbered = self.context.memory.get(incoming.chat_key, NumberedState).data

@@ -37,6 +37,9 @@ class Incoming:
     # Sent on a platform without buttons (Zalo): the buttons of a reply are offered as numbers to type, and a
     # number typed next picks one. The channel says so on every message (channels.base.without_buttons).
     buttonless: bool = False
+    # The platform's id of the message this one replies to, where the channel knows it (Telegram): an officer's
+    # reply to the bot's post in a staff group reaches the citizen the post was about.
+    reply_to: str | None = None
 
     @property
     def chat_key(self) -> str:
@@ -53,3 +56,6 @@ class Reply:
     aspects: tuple[str, ...] = ()
     candidates: tuple[str, ...] = ()
     numbered: bool = False  # the buttons are a numbered list: typing "2" means pressing the second
+    # What the reply did with a citizen's question, for the question log and the hand-off button: "answered",
+    # "clarified", "not_understood" (absent procedures included) or "law"; None for anything else.
+    outcome: str | None = None

@@ -170,6 +170,44 @@ class StaffRow(Base):
     user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     role: Mapped[str] = mapped_column(String(16))  # admin | editor | broadcaster
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Optional second way into the web console besides the one-time link: an argon2 hash, never the password.
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+
+
+class StaffActionRow(Base):
+    """Who did what and when, for every staff change that is not already a knowledge revision."""
+
+    __tablename__ = "staff_actions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    actor: Mapped[str] = mapped_column(String(200))  # "telegram:123", as in revisions
+    action: Mapped[str] = mapped_column(String(64))  # e.g. "staff.add", "dossiers.import", "announcement.cancel"
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class SignInLinkRow(Base):
+    """A one-time sign-in link sent to a staff member's chat: only its hash is kept."""
+
+    __tablename__ = "web_signin_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebSessionRow(Base):
+    """A signed-in browser: the cookie holds a random token, the database its hash."""
+
+    __tablename__ = "web_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class UnansweredRow(Base):

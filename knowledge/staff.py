@@ -7,7 +7,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from knowledge.models import StaffRow
+from knowledge.models import StaffActionRow, StaffRow, utc_now
 
 
 class Role(StrEnum):
@@ -19,6 +19,12 @@ class Role(StrEnum):
 # What each role may do; admin may do everything.
 CAN_EDIT = frozenset({Role.ADMIN, Role.EDITOR})
 CAN_BROADCAST = frozenset({Role.ADMIN, Role.BROADCASTER})
+CAN_FOLLOW_DOSSIERS = frozenset({Role.ADMIN, Role.EDITOR})
+CAN_MANAGE_STAFF = frozenset({Role.ADMIN})
+ALL_STAFF = frozenset(Role)
+
+# How the console names each role to staff.
+ROLE_NAMES = {Role.ADMIN: "Quản trị", Role.EDITOR: "Biên tập", Role.BROADCASTER: "Gửi thông báo"}
 
 
 def parse_member(text: str) -> tuple[str, str]:
@@ -54,3 +60,14 @@ def list_staff(session: Session) -> list[StaffRow]:
 def role_of(session: Session, platform: str, user_id: str) -> Role | None:
     row = session.get(StaffRow, (platform, user_id))
     return Role(row.role) if row else None
+
+
+def record_action(session: Session, actor: str, action: str, detail: str = "") -> StaffActionRow:
+    """Note who changed what (in the caller's transaction, so the record and the change land together)."""
+    row = StaffActionRow(at=utc_now(), actor=actor, action=action, detail=detail[:2000])
+    session.add(row)
+    return row
+
+
+def recent_actions(session: Session, limit: int = 50) -> list[StaffActionRow]:
+    return list(session.scalars(select(StaffActionRow).order_by(StaffActionRow.id.desc()).limit(limit)))

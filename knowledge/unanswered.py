@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from knowledge.models import UnansweredRow
@@ -17,6 +17,9 @@ from nlp.normalize import fold, normalize
 from nlp.personal import mask
 
 MAX_KEY = 500
+# Stored in `resolved_entry_id` of a question staff dismissed (not worth teaching): no entry id looks like it,
+# so a dismissed question leaves the queue without a schema change, and a later 👎 brings it back like any other.
+DISMISSED = "~dismissed"
 
 
 def question_key(text: str) -> str:
@@ -44,11 +47,27 @@ def record(session: Session, text: str, reason: str, best_guess: str | None = No
     return row
 
 
-def most_frequent(session: Session, limit: int = 20, include_resolved: bool = False) -> list[UnansweredRow]:
+def most_frequent(session: Session, limit: int = 20, include_resolved: bool = False, offset: int = 0) -> list[UnansweredRow]:
     query = select(UnansweredRow)
     if not include_resolved:
         query = query.where(UnansweredRow.resolved_entry_id.is_(None))
-    return list(session.scalars(query.order_by(UnansweredRow.count.desc(), UnansweredRow.last_seen.desc()).limit(limit)))
+    query = query.order_by(UnansweredRow.count.desc(), UnansweredRow.last_seen.desc(), UnansweredRow.id)
+    return list(session.scalars(query.offset(offset).limit(limit)))
+
+
+def open_totals(session: Session) -> tuple[int, int]:
+    """(questions waiting for staff, times citizens asked them)."""
+    waiting, asked = session.execute(select(func.count(UnansweredRow.id), func.coalesce(func.sum(UnansweredRow.count), 0))
+                                     .where(UnansweredRow.resolved_entry_id.is_(None))).one()
+    return int(waiting), int(asked)
+
+
+def dismiss(session: Session, question_id: int) -> UnansweredRow | None:
+    """Take a question out of the queue without teaching it (spam, out of the office's scope)."""
+    row = session.get(UnansweredRow, question_id)
+    if row is not None:
+        row.resolved_entry_id = DISMISSED
+    return row
 
 
 def resolve(session: Session, question_id: int, entry_id: str) -> UnansweredRow | None:

@@ -79,6 +79,14 @@ def test_the_length_limit_is_the_smallest_of_the_recipients_platforms(db, settin
     assert "Zalo" in problem(db, settings, text="a" * 1990, link_label="Xem", link_url="https://dichvucong.gov.vn")
 
 
+def test_a_zalo_oa_follower_limits_the_length_to_the_oa_message(db, settings):
+    # The OA's customer-service messages hold 2,000 characters: a longer announcement was accepted and then
+    # refused by the OA for every follower.
+    subscribe(db, "zalo_oa", "oa1")
+    refused = problem(db, settings, text="a" * 2500)
+    assert "2000" in refused and "500 ký tự thừa" in refused
+
+
 def test_time_is_read_in_the_office_zone(settings):
     now = utcnow()
     at = compose.parse_time("27/11/2030 08:00", settings, now)

@@ -29,7 +29,8 @@ def test_the_kind_model_read_from_its_file_is_the_fitted_one():
     fitted = kinds.train(kinds.read_examples(kinds.training_files()))
     for question in QUESTIONS:
         text = kinds.model_text(normalize(question))
-        assert stored.probabilities(text) == pytest.approx(fitted.probabilities(text), abs=1e-9)
+        # A fit on another BLAS (or library version) converges a hair apart; a stale file differs by far more.
+        assert stored.probabilities(text) == pytest.approx(fitted.probabilities(text), abs=1e-6)
 
 
 def test_the_aspect_model_read_from_its_file_is_the_fitted_one():
@@ -37,7 +38,7 @@ def test_the_aspect_model_read_from_its_file_is_the_fitted_one():
     fitted = aspects._train()
     for question in QUESTIONS:
         folded = fold(normalize(question))
-        assert np.allclose(stored.probabilities(folded), fitted.probabilities(folded), atol=1e-9)
+        assert np.allclose(stored.probabilities(folded), fitted.probabilities(folded), atol=1e-6)
 
 
 def test_a_file_fitted_from_other_training_data_is_not_used(tmp_path, monkeypatch, caplog):

@@ -72,7 +72,7 @@ async def test_start_greets_and_sets_the_citizens_command_menu(fake, bot):
     [welcome] = await ask(fake, 1, "/start")
     assert welcome.text.startswith("Xin chào!") and "/thutuc" in welcome.text
     assert [c["command"] for c in fake.commands] == ["start", "help", "thutuc", "lienhe", "theodoi", "hoso", "dangky",
-                                                     "huydangky", "xoadulieu"]
+                                                     "huydangky", "canbo", "ketthuc", "xoadulieu"]
     assert all(c["description"] for c in fake.commands)
     assert fake.calls_to("deleteWebhook"), "polling starts by removing any webhook"
     assert all("parse_mode" not in c.params for c in fake.calls_to("sendMessage")), "plain text, nothing to escape"
