@@ -102,7 +102,7 @@ def fill_missing_columns(entry: Entry, existing: Entry, columns: frozenset[str])
     row = entry_to_row(entry)
     stored = entry_to_row(existing)
     row.update({column: stored[column] for column in columns if column in stored})
-    merged, problems = _row_to_entry("", None, 0, row)
+    merged, problems = row_to_entry("", None, 0, row)
     return merged if merged is not None and not problems else entry
 
 
@@ -325,7 +325,7 @@ def _read_rows(name: str, sheet: str | None, rows: Iterable[tuple[int, dict[str,
             continue
         number, row = item
         present.update(row)
-        entry, row_problems = _row_to_entry(name, sheet, number, row)
+        entry, row_problems = row_to_entry(name, sheet, number, row)
         problems.extend(row_problems)
         if entry is not None:
             if entry.id in first:
@@ -339,7 +339,7 @@ def _read_rows(name: str, sheet: str | None, rows: Iterable[tuple[int, dict[str,
     return StaffEntries(_finish(name, sheet, entries, problems), frozenset(COLUMNS) - present)
 
 
-def _row_to_entry(name: str, sheet: str | None, number: int, row: dict[str, str]) -> tuple[Entry | None, list[Problem]]:
+def row_to_entry(name: str, sheet: str | None, number: int, row: dict[str, str]) -> tuple[Entry | None, list[Problem]]:
     problems: list[Problem] = []
 
     def problem(column: str | None, reason: str) -> None:

@@ -13,14 +13,19 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from knowledge.models import SignInLinkRow, StaffRow, WebSessionRow, as_utc, utc_now
-from knowledge.staff import Role
+from knowledge.models import SignInLinkRow, StaffActionRow, StaffRow, WebSessionRow, as_utc, utc_now
+from knowledge.staff import Role, record_action
 
 LINK_MINUTES = 10  # the issue's "a link valid 10 minutes, once"
 MIN_PASSWORD_LENGTH = 10
+# Wrong passwords for one account: this many within the window, and that account's password sign-in waits out
+# the window (the one-time link from the chat still works, so a guesser cannot lock a member out of the office).
+MAX_WRONG_PASSWORDS = 5
+WRONG_PASSWORD_WINDOW = timedelta(minutes=15)
+WRONG_PASSWORD_ACTION = "web.signin_failed"
 
 _hasher = PasswordHasher()
 
@@ -123,6 +128,15 @@ def set_password(session: Session, platform: str, user_id: str, password: str) -
     row.password_hash = _hasher.hash(password)
 
 
+def password_locked(session: Session, platform: str, user_id: str, now: datetime | None = None) -> bool:
+    """Too many wrong passwords for this account lately (kept in the staff actions: every process counts them)."""
+    since = (now or utc_now()) - WRONG_PASSWORD_WINDOW
+    wrong = session.scalar(select(func.count()).select_from(StaffActionRow).where(
+        StaffActionRow.actor == f"{platform}:{user_id}", StaffActionRow.action == WRONG_PASSWORD_ACTION,
+        StaffActionRow.at >= since))
+    return (wrong or 0) >= MAX_WRONG_PASSWORDS
+
+
 def check_password(session: Session, platform: str, user_id: str, password: str) -> StaffIdentity | None:
     row = session.get(StaffRow, (platform, user_id))
     if row is None or not row.password_hash:
@@ -131,6 +145,7 @@ def check_password(session: Session, platform: str, user_id: str, password: str)
     try:
         _hasher.verify(row.password_hash, password)
     except (VerificationError, InvalidHashError):
+        record_action(session, f"{platform}:{user_id}", WRONG_PASSWORD_ACTION)
         return None
     return StaffIdentity(platform, user_id, Role(row.role))
 

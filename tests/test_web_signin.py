@@ -133,3 +133,20 @@ def test_a_password_signs_in_and_a_wrong_one_does_not(bot) -> None:
     with bot.db() as session:
         stored = session.get(__import__("knowledge.models", fromlist=["StaffRow"]).StaffRow, ("telegram", "509")).password_hash
     assert stored.startswith("$argon2") and "mot-mat-khau-dai" not in stored
+
+
+def test_guessing_a_password_is_stopped_after_five_tries_and_the_chat_link_still_works(bot) -> None:
+    browser = signed_in(bot, Role.EDITOR, "510")
+    browser.post("/matkhau", data={"password": "mat-khau-that-dai", "again": "mat-khau-that-dai"})
+    guesser = anonymous(bot)
+    form_token = re.search(r'name="form_token" value="([^"]+)"', guesser.get("/dangnhap").text).group(1)
+
+    def attempt(password: str):
+        return guesser.post("/dangnhap", data={"member": "telegram:510", "password": password, "form_token": form_token})
+
+    assert [attempt(f"doan-sai-lan-{n}").status_code for n in range(5)] == [401] * 5
+    locked = attempt("mat-khau-that-dai")
+    assert locked.status_code == 429 and "15 phút" in locked.text and "motcua_session" not in locked.cookies
+    # The one-time link from the chat is not blocked.
+    found = LINK.search(ask_link(bot, "510"))
+    assert anonymous(bot).post(f"/dangnhap/{found.group(1)}").status_code == 303

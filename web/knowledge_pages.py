@@ -111,11 +111,11 @@ def is_htmx(request: Request) -> bool:
 
 # --------------------------------------------------------------------------- reading a form like a spreadsheet row
 
-def row_to_entry(row: dict[str, str]) -> tuple[Entry | None, list[Problem]]:
+def entry_from_form(row: dict[str, str]) -> tuple[Entry | None, list[Problem]]:
     """The entry a form's cells make, read exactly as a row of an imported file (same checks, same messages)."""
-    from knowledge.spreadsheet import _row_to_entry  # the import's own reader: one rule for files and forms
+    from knowledge.spreadsheet import row_to_entry  # the import's own reader: one rule for files and forms
 
-    return _row_to_entry(FORM_NAME, None, 2, row)
+    return row_to_entry(FORM_NAME, None, 2, row)
 
 
 def form_errors(problems: list[Problem]) -> tuple[dict[str, list[str]], list[str]]:
@@ -318,7 +318,7 @@ async def edit_save(request: Request, user: Editor, entry_id: str):
 
 
 def _save_edit(request: Request, entry_id: str, cells: dict[str, str], opened: str, user: StaffUser) -> Response:
-    entry, problems = row_to_entry(cells)
+    entry, problems = entry_from_form(cells)
     if entry is None:
         errors, general = form_errors(problems)
         return entry_form(request, entry_id=entry_id, cells=cells, opened=opened, errors=errors, general=general,
@@ -373,7 +373,7 @@ async def new_save(request: Request, user: Editor):
 
 
 def _save_new(request: Request, cells: dict[str, str], question_id: int | None, user: StaffUser) -> Response:
-    entry, problems = row_to_entry(cells)
+    entry, problems = entry_from_form(cells)
     if entry is None:
         errors, general = form_errors(problems)
         return entry_form(request, entry_id=None, cells=cells, errors=errors, general=general, status_code=422,

@@ -72,7 +72,11 @@ def sign_in_with_password(request: Request, member: str = Form(""), password: st
         platform = user_id = None
     if platform and password:
         bot = request.app.state.motcua
-        with bot.db() as session:
+        with bot.db.begin() as session:
+            if web_access.password_locked(session, platform, user_id):
+                return render(request, "signin/signin.html", status_code=429, form_token=cookie, next=safe_next(tiep),
+                              error="Nhập sai mật khẩu quá nhiều lần. Vui lòng thử lại sau 15 phút, hoặc nhắn /dangnhap "
+                                    "cho bot để nhận đường dẫn đăng nhập.")
             staff = web_access.check_password(session, platform, user_id, password)
     if staff is None:
         return render(request, "signin/signin.html", status_code=401, form_token=cookie, next=safe_next(tiep),
