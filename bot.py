@@ -154,8 +154,9 @@ def ask(
     if not jsonl and question is None:
         typer.echo("Give a question, or --jsonl to read JSON lines from standard input.", err=True)
         raise typer.Exit(2)
-    # Each run starts fresh: its conversations never read or leave memory of the stored chats.
-    bot = build_app(_settings(ctx, db), memory=ChatMemory())
+    # Each run starts fresh: its conversations never read or leave memory of the stored chats; and its questions are
+    # not citizens' (an evaluation, a developer trying one): kept out of the office's figures and teaching queue.
+    bot = build_app(_settings(ctx, db).model_copy(update={"record_questions": False}), memory=ChatMemory())
     try:
         if jsonl:
             for line in answer_lines(bot.router, sys.stdin):

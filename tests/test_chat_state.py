@@ -247,6 +247,22 @@ def _ask_jsonl(url: str, lines: list[dict]) -> list[dict]:
     return [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
 
 
+def test_ask_jsonl_questions_are_not_counted_as_citizens_questions(database_url, apps, monkeypatch):
+    # An evaluation run's questions went into the office's overview and its questions to teach.
+    from knowledge.models import UnansweredRow
+    from knowledge.question_log import QuestionLogRow
+
+    for name in ("DATABASE_URL", "TELEGRAM_BOT_TOKEN", "ZALO_BOT_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir("/")
+    stored = apps()
+    answers = _ask_jsonl(database_url, [{"chat": "1", "q": "làm thẻ căn cước lần đầu"},
+                                        {"chat": "2", "q": "thủ tục đăng ký nuôi khủng long cảnh"}])
+    assert answers[0]["id"] and answers[1]["id"] is None
+    with stored.db() as session:
+        assert session.query(QuestionLogRow).count() == 0 and session.query(UnansweredRow).count() == 0
+
+
 def test_ask_jsonl_runs_start_fresh_and_leave_the_stored_chats_alone(database_url, apps, monkeypatch):
     for name in ("DATABASE_URL", "TELEGRAM_BOT_TOKEN", "ZALO_BOT_TOKEN"):
         monkeypatch.delenv(name, raising=False)
