@@ -66,6 +66,19 @@ def _document(texts: Iterable[str]) -> array:
     return out
 
 
+def term_number(term: str) -> int | None:
+    """The number of a BM25 term ("dang_ky", "ky"), or None when no text ever had it."""
+    return _TERM_IDS.get(term)
+
+
+def text_terms(texts: Iterable[str]) -> set[int]:
+    """The term numbers of some texts, as a set (one entry's whole text: for telling what it explains)."""
+    out: set[int] = set()
+    for text in texts:
+        out.update(text_term_ids(text))
+    return out
+
+
 class _Numbers:
     """The vocabulary as bm25s reads it: only its values, the term numbers 0..n-1 (no dict of them all)."""
 

@@ -29,7 +29,7 @@ from nlp.features import (
     syllables,
     text_features,
 )
-from nlp.lexical import LexicalIndex
+from nlp.lexical import LexicalIndex, term_number, text_terms
 from nlp.normalize import fold, tokens, words
 
 GENERIC_FACTOR = 0.12
@@ -279,6 +279,28 @@ class KnowledgeIndex:
                 continue
             total += self.weight.get(token, self.unknown_idf * 0.6)
         return total
+
+    def unexplained(self, query: QueryAnalysis, entry_id: str) -> tuple[float, float]:
+        """What of the question an entry's whole text (names, examples, summary, documents, conditions)
+        never mentions: the share of the question's weight, and its heaviest such word or pair in units
+        of the rarest word's weight. A look-alike leaves the question's most specific words unexplained
+        ("cấp lại C/O" against "cấp lại thẻ căn cước"); the procedure asked about rarely does."""
+        entry = self.entries.get(entry_id)
+        if entry is None:
+            return 1.0, 0.0
+        known = text_terms((entry.name, *entry.phrases, *entry.body))
+        total = missing = heaviest = 0.0
+        for f, w in query.weights.items():
+            if w < COVER_MIN_WEIGHT:
+                continue
+            total += w
+            number = term_number(f.replace(" ", "_"))
+            if number is None or number not in known:
+                missing += w
+                heaviest = max(heaviest, w)
+        if not total:
+            return 0.0, 0.0
+        return missing / total, heaviest / self.unknown_idf
 
     def search(self, query: QueryAnalysis, limit: int = 5) -> list[Match]:
         weights = query.weights

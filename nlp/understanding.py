@@ -125,13 +125,16 @@ def read_question(text: str, index: KnowledgeIndex,
     retrieval = retrieve(index, normalized, muted=strip_aspect_phrases(folded))
     kinds = kinds_of(normalized)
     content = retrieval.query.content_weight / index.unknown_idf
-    features = decision_features(retrieval, kinds, content, len(words(normalized)), len(index.entries))
+    best = retrieval.candidates[0] if retrieval.candidates else None
+    unexplained = index.unexplained(retrieval.query, best.entry_id) if best is not None else (1.0, 0.0)
+    features = decision_features(retrieval, kinds, content, len(words(normalized)), len(index.entries), unexplained)
     return Reading(normalized, folded, aspects, retrieval, kinds, content, features)
 
 
 def decision_features(retrieval: Retrieval, kinds: dict[QuestionKind, float], content: float, n_words: int,
-                      n_entries: int) -> dict[str, float]:
-    """What the decision model reads about the best candidate and the question (the same at fitting)."""
+                      n_entries: int, unexplained: tuple[float, float]) -> dict[str, float]:
+    """What the decision model reads about the best candidate and the question (the same at fitting);
+    `unexplained`: what of the question the best entry's whole text never mentions (share, heaviest)."""
     ranked = retrieval.candidates
     best = ranked[0] if ranked else None
     rest = ranked[1:]
@@ -165,6 +168,8 @@ def decision_features(retrieval: Retrieval, kinds: dict[QuestionKind, float], co
         "status": kinds.get(QuestionKind.STATUS, 0.0),
         "other": kinds.get(QuestionKind.OTHER, 0.0),
         "entries": math.log(max(n_entries, 1)),
+        "unexplained": unexplained[0],
+        "unexplained_max": unexplained[1],
     }
 
 
