@@ -6,6 +6,7 @@ probability that the best candidate is the entry the citizen asks about. It is f
 cross-validation on the project's own labelled questions by `python -m quality.train_decision`, which
 writes its coefficients and its two thresholds to `nlp/models/decision.json`; nothing is fitted at
 run time. The thresholds are chosen for precision: a wrong answer costs more than offering choices.
+The same file holds the fitted order of the runners-up offered as choices (`ChoiceOrder`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,31 @@ NAMED = "rule_answer"  # the feature saying the question names its best entry ou
 
 
 @dataclass(frozen=True)
+class ChoiceOrder:
+    """A fitted linear score that orders the runners-up offered as choices (the best candidate stays first).
+
+    Fused retrieval scores put a look-alike second as often as the entry asked about; the entry that
+    explains more of the question ("khai báo vũ khí" against "khai thuế") is more often the one meant.
+    """
+
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+
+    def score(self, values: Mapping[str, float]) -> float:
+        return sum(coef * (values[name] - mean) / scale
+                   for name, mean, scale, coef in zip(self.features, self.mean, self.scale, self.coef))
+
+    def to_dict(self) -> dict:
+        return {"features": list(self.features), "mean": list(self.mean), "scale": list(self.scale), "coef": list(self.coef)}
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> ChoiceOrder:
+        return cls(tuple(raw["features"]), tuple(raw["mean"]), tuple(raw["scale"]), tuple(raw["coef"]))
+
+
+@dataclass(frozen=True)
 class DecisionModel:
     """A fitted logistic regression over named features, standardised as at fitting."""
 
@@ -34,6 +60,7 @@ class DecisionModel:
     choices_at: float  # ... offer the best candidates as choices from this; below it, say we don't know
     answer_named_at: float  # the answer threshold for a question that names its entry outright (feature NAMED)
     about: dict = field(default_factory=dict, compare=False)  # what it was fitted on and how well it did
+    choice_order: ChoiceOrder | None = None  # how runners-up are ordered; None keeps the retrievers' order
 
     def probability(self, values: Mapping[str, float]) -> float:
         """P(the best candidate is right); a feature the model was not fitted with is an error."""
@@ -51,6 +78,7 @@ class DecisionModel:
             "features": list(self.features), "mean": list(self.mean), "scale": list(self.scale),
             "coef": list(self.coef), "intercept": self.intercept, "answer_at": self.answer_at,
             "choices_at": self.choices_at, "answer_named_at": self.answer_named_at, "about": self.about,
+            "choice_order": self.choice_order.to_dict() if self.choice_order else None,
         }, ensure_ascii=False, indent=1)
 
     @classmethod
@@ -58,7 +86,7 @@ class DecisionModel:
         raw = json.loads(text)
         return cls(tuple(raw["features"]), tuple(raw["mean"]), tuple(raw["scale"]), tuple(raw["coef"]),
                    float(raw["intercept"]), float(raw["answer_at"]), float(raw["choices_at"]), float(raw["answer_named_at"]),
-                   raw.get("about", {}))
+                   raw.get("about", {}), ChoiceOrder.from_dict(raw["choice_order"]) if raw.get("choice_order") else None)
 
 
 @lru_cache(maxsize=1)

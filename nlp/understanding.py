@@ -202,7 +202,7 @@ def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = Non
     if reading is None:
         return Understanding(Outcome.EMPTY, normalized=normalize(text or ""))
     model = model or decision_model()
-    ranked = tuple(reading.candidates[:5])
+    ranked = tuple(ordered_choices(reading, index, model)[:5])
     best = ranked[0] if ranked else None
     p = model.probability(reading.features) if best is not None else 0.0
     confident = best is not None and model.answers(reading.features, p)
@@ -241,6 +241,33 @@ def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = Non
     if p >= model.choices_at:
         return made(Outcome.CLARIFY, shown=ranked[:3])
     return made(Outcome.UNKNOWN)
+
+
+# How far down the fused list runners-up are read when ordering the choices (as at fitting).
+CHOICE_DEPTH = 8
+
+
+def choice_features(reading: Reading, index: KnowledgeIndex) -> list[dict[str, float]]:
+    """What the choice order reads about each of the first CHOICE_DEPTH candidates (the same at fitting)."""
+    ranked = reading.candidates[:CHOICE_DEPTH]
+    if not ranked:
+        return []
+    query = reading.retrieval.query
+    missing = [index.unexplained(query, c.entry_id)[0] for c in ranked]
+    best_fused, least_missing = ranked[0].fused, min(missing)
+    return [{"fused_behind": c.fused - best_fused, "unexplained_beyond": m - least_missing, "unexplained": m,
+             "place": 1.0 / (n + 1), "alias": c.alias_hit, "phrase": c.phrase}
+            for n, (c, m) in enumerate(zip(ranked, missing))]
+
+
+def ordered_choices(reading: Reading, index: KnowledgeIndex, model: DecisionModel) -> list[Candidate]:
+    """The candidates with the best first, as the decision read it, and the runners-up in the fitted order."""
+    ranked = reading.candidates
+    if model.choice_order is None or len(ranked) < 3:
+        return list(ranked)
+    scores = [model.choice_order.score(values) for values in choice_features(reading, index)]
+    runners_up = sorted(range(1, len(scores)), key=lambda n: -scores[n])  # stable: ties keep the fused order
+    return [ranked[0], *(ranked[n] for n in runners_up), *ranked[len(scores):]]
 
 
 def _family(reading: Reading) -> tuple[Candidate, ...]:

@@ -13,6 +13,10 @@ at least ANSWER_PRECISION of the answers given are right (a wrong answer is wors
 of these three?"); the choices threshold is the one with the best value for a citizen below it, where
 choices that contain the right entry are worth CHOICES_VALUE and choices that do not cost a little
 (CHOICES_COST: they make the citizen read three wrong names).
+
+The order of the runners-up offered as choices is fitted on the same train lines (`fit_choice_order`):
+a logistic model over each of the first candidates of the in-scope questions, "is this the entry asked
+about?"; its cross-validated and check-split top-3 figures are written beside the decision's.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ class Example:
     right: bool  # the best candidate is an expected entry
     in_top3: bool
     in_scope: bool
+    choices: list[dict[str, float]]  # what the choice order reads about each candidate
+    choice_right: list[bool]  # which of those candidates are expected
 
 
 def build_catalog(national: Path | None) -> Catalog:
@@ -105,7 +111,7 @@ def cross_fitted_kinds(questions: list[dict]) -> dict[str, dict]:
 
 def examples_for(catalog: Catalog, questions: list[dict], kb: str, fitted_kinds: dict[str, dict]) -> list[Example]:
     from nlp.kinds import kind_scores
-    from nlp.understanding import read_question
+    from nlp.understanding import CHOICE_DEPTH, choice_features, read_question
 
     index = catalog.index
     out = []
@@ -121,7 +127,8 @@ def examples_for(catalog: Catalog, questions: list[dict], kb: str, fitted_kinds:
                 expect |= {index.canonical(e) for e in entry.equivalents}
         ranked = [c.entry_id for c in reading.candidates]
         right = bool(ranked) and ranked[0] in expect
-        out.append(Example(item, kb, reading.features, right, bool(expect & set(ranked[:3])), bool(expect)))
+        out.append(Example(item, kb, reading.features, right, bool(expect & set(ranked[:3])), bool(expect),
+                           choice_features(reading, index), [e in expect for e in ranked[:CHOICE_DEPTH]]))
     return out
 
 
@@ -180,6 +187,58 @@ def fit(examples: list[Example], names: list[str]):
     return scaler, model
 
 
+def fit_choice_order(examples: list[Example]):
+    """A pointwise logistic model over the candidates of in-scope questions: is this candidate expected?
+
+    Returns the fitted order and its figures: the share of questions whose expected entry is among the
+    first three, in the retrievers' order and in the fitted one (runners-up of held-out folds).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
+    from sklearn.preprocessing import StandardScaler
+
+    from nlp.decision import ChoiceOrder
+
+    usable = [e for e in examples if e.in_scope and len(e.choices) >= 3]
+    names = sorted(usable[0].choices[0])
+    x = np.array([[c[n] for n in names] for e in usable for c in e.choices])
+    y = np.array([r for e in usable for r in e.choice_right], dtype=int)
+    groups = np.array([i for i, e in enumerate(usable) for _ in e.choices])
+
+    def top3(order_of) -> float:
+        return round(float(np.mean([any(e.choice_right[n] for n in order_of(i, e)[:3]) for i, e in enumerate(usable)])), 3)
+
+    held_out: dict[int, list[int]] = {}
+    for train_rows, test_rows in GroupKFold(FOLDS).split(x, y, groups):
+        scaler = StandardScaler().fit(x[train_rows])
+        model = LogisticRegression(max_iter=2000).fit(scaler.transform(x[train_rows]), y[train_rows])
+        scores = model.decision_function(scaler.transform(x[test_rows]))
+        for group in np.unique(groups[test_rows]):
+            mine = scores[groups[test_rows] == group]
+            held_out[int(group)] = [0, *sorted(range(1, len(mine)), key=lambda n: -mine[n])]
+    scaler = StandardScaler().fit(x)
+    model = LogisticRegression(max_iter=2000).fit(scaler.transform(x), y)
+    order = ChoiceOrder(tuple(names), tuple(float(v) for v in scaler.mean_), tuple(float(v) or 1.0 for v in scaler.scale_),
+                        tuple(float(v) for v in model.coef_[0]))
+    figures_ = {"questions": len(usable), "top3_retrievers": top3(lambda i, e: list(range(len(e.choices)))),
+                "top3_cross_validated": top3(lambda i, e: held_out[i])}
+    return order, figures_
+
+
+def choice_top3(examples: list[Example], order) -> dict[str, float]:
+    """The share of in-scope questions with the expected entry among the first three, before and after ordering."""
+    usable = [e for e in examples if e.in_scope and e.choices]
+
+    def fitted(e: Example) -> list[int]:
+        scores = [order.score(c) for c in e.choices]
+        return [0, *sorted(range(1, len(scores)), key=lambda n: -scores[n])]
+
+    def share(order_of) -> float:
+        return round(float(np.mean([any(e.choice_right[n] for n in order_of(e)[:3]) for e in usable])), 3)
+
+    return {"questions": len(usable), "top3_retrievers": share(lambda e: list(range(len(e.choices)))), "top3_fitted": share(fitted)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--national", type=Path, default=NATIONAL if NATIONAL.exists() else SAMPLE)
@@ -229,8 +288,10 @@ def main() -> None:
         "check_split": {kb: figures([e for e in check if e.kb == kb], p_check[[e.kb == kb for e in check]], decision)
                         for kb in ("starter", "national")},
     }
+    choice_order, about["choice_order"] = fit_choice_order(train)
+    about["choice_order"]["check_split"] = choice_top3(check, choice_order)
     decision = DecisionModel(decision.features, decision.mean, decision.scale, decision.coef, decision.intercept,
-                             answer_at, choices_at, answer_named_at, about)
+                             answer_at, choices_at, answer_named_at, about, choice_order)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(decision.to_json() + "\n", encoding="utf-8")
     print(json.dumps({"answer_at": answer_at, "answer_named_at": answer_named_at, "choices_at": choices_at, **about}, ensure_ascii=False, indent=1))

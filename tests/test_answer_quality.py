@@ -75,3 +75,35 @@ def test_the_decision_model_says_what_it_was_fitted_on():
     assert 0 < model.choices_at <= model.answer_at < 1
     assert model.about["fitted_by"] == "python -m quality.train_decision"
     assert set(model.about["train"]) >= {"starter/proc", "starter/law", "national/proc", "national/law"}
+
+
+def test_the_choices_put_the_entry_that_explains_the_question_before_a_lookalike(catalog):
+    """The fitted choice order reads what each candidate leaves unexplained: of two runners-up, the one whose
+    text mentions the question's own words comes first, whatever the retrievers' order; the best stays first."""
+    from dataclasses import replace
+
+    from nlp.decision import ChoiceOrder
+    from nlp.understanding import choice_features, ordered_choices, read_question
+
+    model = decision_model()
+    assert model.choice_order is not None and "unexplained" in model.choice_order.features
+    index = catalog.index
+    reading = read_question("xin giấy tờ chứng minh nơi cư trú khi không còn sổ hộ khẩu", index)
+    features = choice_features(reading, index)
+    assert len(features) >= 3
+    # An order that reads only "unexplained" must sort the runners-up by it.
+    by_unexplained = replace(model, choice_order=ChoiceOrder(("unexplained",), (0.0,), (1.0,), (-1.0,)))
+    ordered = ordered_choices(reading, index, by_unexplained)
+    assert ordered[0] == reading.candidates[0]
+    missing = {c.entry_id: f["unexplained"] for c, f in zip(reading.candidates, features)}
+    runners_up = [missing[c.entry_id] for c in ordered[1:len(features)]]
+    assert runners_up == sorted(runners_up)
+    assert sorted(c.entry_id for c in ordered) == sorted(c.entry_id for c in reading.candidates)
+
+
+def test_the_decision_model_file_keeps_its_choice_order():
+    from nlp.decision import DecisionModel
+
+    model = decision_model()
+    again = DecisionModel.from_json(model.to_json())
+    assert again.choice_order == model.choice_order and again == model
