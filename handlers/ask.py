@@ -91,7 +91,7 @@ def _answer_text(incoming: Incoming, context: Context, state: AskState) -> list[
     if result.outcome == Outcome.CLARIFY:
         return [clarify(context, incoming.chat_key, result.candidate_ids[:3], result.aspects, state)]
     if result.outcome == Outcome.LAW:
-        return [law_question(context, result.candidate_ids[:1])]
+        return [law_question(context, result.candidate_ids[:1], result.considered_ids)]
     if result.outcome == Outcome.STATUS:
         return [Reply(STATUS)]
     if result.outcome == Outcome.ASK_SUBJECT:
@@ -112,8 +112,11 @@ def _unsure(result: Understanding) -> bool:
     return not result.follow_up and result.confidence < LOW_CONFIDENCE
 
 
-def law_question(context: Context, related: list[str]) -> Reply:
-    """A question about the law or a policy: say honestly what the bot does, and where to ask."""
+def law_question(context: Context, related: list[str], considered: list[str] = ()) -> Reply:
+    """A question about the law or a policy: say honestly what the bot does, and where to ask.
+
+    `related`: the procedure plainly related, offered; `considered`: every candidate weighed, reported
+    (not shown) as a "don't know" reply reports them."""
     lines, buttons = [LAW], []
     entries = [e for e in (context.catalog.get(i) for i in related) if e is not None]
     if entries:
@@ -121,7 +124,8 @@ def law_question(context: Context, related: list[str]) -> Reply:
         for number, entry in enumerate(entries, 1):
             lines.append(f"{number}. {display_name(entry)}")
             buttons.append([Button(f"{number}. {display_name(entry)}"[:60], AspectButton(entry.id, Aspect.OVERVIEW).pack())])
-    return Reply("\n".join(lines), buttons, candidates=tuple(e.id for e in entries), numbered=bool(entries), outcome="law")
+    weighed = tuple(dict.fromkeys([*(e.id for e in entries), *considered]))
+    return Reply("\n".join(lines), buttons, candidates=weighed, numbered=bool(entries), outcome="law")
 
 
 def note_unanswered(context: Context, text: str, reason: str, best_guess: str | None) -> None:

@@ -107,6 +107,11 @@ class Understanding:
     normalized: str = ""
     corrections: dict[str, str] = field(default_factory=dict)
     confidence: float = 0.0  # the decision model's probability that the best candidate is right
+    considered: tuple[Candidate, ...] = ()  # every candidate weighed, best first, shown or not
+
+    @property
+    def considered_ids(self) -> list[str]:
+        return [c.entry_id for c in self.considered]
 
     @property
     def candidate_ids(self) -> list[str]:
@@ -211,7 +216,7 @@ def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = Non
 
     def made(outcome: Outcome, entry_id: str | None = None, shown: tuple[Candidate, ...] = ranked, **extra) -> Understanding:
         return Understanding(outcome, entry_id, extra.pop("aspects", aspects), shown, normalized=reading.normalized,
-                             corrections=corrections, confidence=p, **extra)
+                             corrections=corrections, confidence=p, considered=ranked, **extra)
 
     talk = _small_talk(reading.folded)
     if talk is not None and (talk == SmallTalk.ACK or not confident or reading.content < FOLLOW_UP_CONTENT):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from conftest import Chat
 
 from handlers.ask import LAW, STATUS
+from handlers.buttons import AspectButton
 from nlp.normalize import MAX_QUESTION_CHARS
 
 
@@ -74,3 +75,12 @@ def test_a_message_too_long_to_read_says_so(chat: Chat):
     reply = chat.ask("đăng ký khai sinh cần gì " * (MAX_QUESTION_CHARS // 20))
     assert reply.entry_id is None
     assert "dài quá" in reply.text
+
+
+def test_a_law_reply_offers_at_most_the_plainly_related_procedure_and_reports_what_it_weighed(chat: Chat):
+    reply = chat.ask("Trốn đóng bảo hiểm xã hội cho người lao động thì doanh nghiệp bị xử phạt như thế nào?")
+    assert reply.text.startswith(LAW)
+    assert len(reply.buttons) <= 1  # offered: only the plainly related procedure, if any
+    assert len(reply.candidates) >= 3  # reported to `ask --jsonl` like a "don't know" reply's candidates
+    if reply.buttons:  # the one offered is the best of those weighed
+        assert AspectButton.unpack(reply.buttons[0][0].data).entry_id == reply.candidates[0]
