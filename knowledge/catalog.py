@@ -14,21 +14,24 @@ from knowledge.editing import changed_since, current_version, last_revision_id
 from knowledge.repository import get_entry, load_entries
 from knowledge.schema import Entry
 from nlp import EntryText, KnowledgeIndex
-from nlp.names import everyday_names
+from nlp.names import everyday_names, plain_name, shared_names
 from nlp.normalize import fold
 
 log = logging.getLogger(__name__)
 
 
-def entry_text(entry: Entry) -> EntryText:
-    """What the index reads of an entry: its names, how citizens ask about it, and what it says."""
+def entry_text(entry: Entry, shared: frozenset[str] = frozenset()) -> EntryText:
+    """What the index reads of an entry: its names, how citizens ask about it, and what it says.
+    `shared`: derived names too many official names contain to name this one (`nlp.names.shared_names`)."""
     aliases = [a for a in (entry.short_name, *entry.aliases) if a]
     if not entry.short_name and not entry.examples:
         # Nobody described how citizens call it (a national record): names derived from the official one,
         # which is itself one when it has no boilerplate ("Đăng ký lại khai tử"), so that a question
         # containing a record's name counts as naming it, whatever the name looked like.
         known = {fold(a) for a in aliases}
-        aliases += [n for n in everyday_names(entry.name) if fold(n) not in known]
+        whole = plain_name(entry.name)
+        aliases += [n for n in everyday_names(entry.name)
+                    if fold(n) not in known and (n == whole or " ".join(fold(n).lower().replace(",", " ").split()) not in shared)]
     phrases = tuple(dict.fromkeys((*aliases, *(e for e in entry.examples if e))))
     # Steps are left out: mostly the same words in every procedure ("nộp hồ sơ", "trả kết quả"), they
     # made BM25 worse on the project's question sets, and they are half of all the text.
@@ -76,7 +79,10 @@ class Catalog:
     @classmethod
     def from_entries(cls, entries: list[Entry], office_level: str = DEFAULT_LEVEL) -> Catalog:
         by_id = {e.id: e for e in entries}
-        return cls(by_id, KnowledgeIndex([entry_text(e) for e in entries], representatives(by_id, office_level)))
+        derived = [e for e in entries if not e.short_name and not e.examples]
+        shared = shared_names({n for e in derived for n in everyday_names(e.name) if n != plain_name(e.name)},
+                              (e.name for e in entries))
+        return cls(by_id, KnowledgeIndex([entry_text(e, shared) for e in entries], representatives(by_id, office_level)))
 
     @classmethod
     def load(cls, engine: Engine, office_level: str = DEFAULT_LEVEL) -> Catalog:

@@ -9,7 +9,10 @@ question can contain whole, which is what the matcher counts as naming an entry.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import lru_cache
+
+from nlp.normalize import fold
 
 _LEVEL = r"(?:xã|huyện|tỉnh|tinh|bộ|trung ương|trung uơng|tw|cơ sở)"
 _PREFIX = re.compile(r"^(?:trình tự,?\s*)?(?:thủ tục hành chính|thủ tục|tthc)\s*(?:về\s+)?[:\-–]?\s*", re.IGNORECASE)
@@ -123,3 +126,30 @@ def everyday_names(name: str) -> tuple[str, ...]:
             seen.add(key)
             names.append(candidate)
     return tuple(names[:_MAX_NAMES])
+
+
+# A name that this many official names contain names none of them: "Cấp giấy phép hoạt động" (left of
+# "Cấp giấy phép hoạt động đối với cơ sở cai nghiện ma túy") is in dozens of licences' names, and a question
+# containing it would count as naming one licence outright.
+SHARED_NAME_LIMIT = 3
+
+
+def plain_name(name: str) -> str:
+    """The official name without its boilerplate (what `everyday_names` cuts further)."""
+    return _strip_boilerplate(name)
+
+
+def _folded_words(text: str) -> list[str]:
+    return fold(text).lower().replace(",", " ").split()
+
+
+def shared_names(derived: Iterable[str], official: Iterable[str], limit: int = SHARED_NAME_LIMIT) -> frozenset[str]:
+    """The folded derived names that at least `limit` different official names contain, word for word."""
+    wanted = {" ".join(_folded_words(n)) for n in derived}
+    longest = max((w.count(" ") + 1 for w in wanted), default=0)
+    counts = dict.fromkeys(wanted, 0)
+    for words in {tuple(_folded_words(_strip_boilerplate(n))) for n in official}:
+        found = {" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 2, min(len(words), i + longest) + 1)}
+        for phrase in found & wanted:
+            counts[phrase] += 1
+    return frozenset(p for p, n in counts.items() if n >= limit)

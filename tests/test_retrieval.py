@@ -229,3 +229,37 @@ def test_a_lookalike_leaves_the_questions_own_words_unexplained(index, lookalike
 def test_an_unknown_entry_explains_nothing(index):
     found = ask(index, "xóa đăng ký thường trú")
     assert index.unexplained(found.query, "no-such-entry") == (1.0, 0.0)
+
+
+# --------------------------------------------------------------------------- names shared by many records
+
+LICENCES = [
+    ("3.000364", "Cấp giấy phép hoạt động đối với cơ sở cai nghiện ma túy tự nguyện"),
+    ("3.000365", "Cấp giấy phép hoạt động khám bệnh, chữa bệnh (thực hiện tại cấp tỉnh)"),
+    ("3.000366", "Cấp giấy phép hoạt động in xuất bản phẩm"),
+    ("3.000367", "Cấp giấy phép hoạt động đối với cơ sở trợ giúp xã hội có đủ điều kiện"),
+]
+
+
+def _licences() -> Catalog:
+    from knowledge.schema import Entry
+
+    return Catalog.from_entries([Entry(id=i, kind="procedure", name=n, group="giay-phep", summary=n) for i, n in LICENCES])
+
+
+def test_a_derived_name_that_many_records_names_contain_names_none_of_them():
+    """"Cấp giấy phép hoạt động" is left of "đối với cơ sở cai nghiện ..." but is in every licence's name: a
+    question containing it must not count as naming the drug rehabilitation licence outright."""
+    catalog = _licences()
+    aliases = catalog.index.entries["3.000364"].aliases
+    assert "Cấp giấy phép hoạt động" not in aliases
+    assert "Cấp giấy phép hoạt động đối với cơ sở cai nghiện ma túy tự nguyện" in aliases
+    found = ask(catalog.index, "hồ sơ cấp giấy phép hoạt động cho phòng khám tư nhân gồm gì")
+    rehab = next(c for c in found.candidates if c.entry_id == "3.000364")
+    assert rehab.alias_hit < 1.0
+
+
+def test_a_record_keeps_its_own_whole_name_however_many_share_its_start():
+    catalog = _licences()
+    assert "Cấp giấy phép hoạt động khám bệnh, chữa bệnh" in catalog.index.entries["3.000365"].aliases
+    assert top(catalog.index, "cấp giấy phép hoạt động khám bệnh chữa bệnh") == "3.000365"
