@@ -19,7 +19,10 @@ from functools import lru_cache
 from pathlib import Path
 
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "decision.json"
-NAMED = "rule_answer"  # the feature saying the question names its best entry outright
+# The feature saying the question names its best entry: contains most of one of its names or is very close
+# to one of its phrasings (the earlier rule also wanted a lead over the runner-up; a question that names
+# "mất hộ chiếu" names it even when "cấp hộ chiếu" scores close behind, and the model reads the gap itself).
+NAMED = "named"
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ import numpy as np
 
 from config import PROJECT_DIR, SHARED_DIR
 from knowledge.catalog import Catalog
+from nlp.decision import NAMED
 from nlp.labelled import labelled_lines
 
 TRAINING_DIR = PROJECT_DIR / "nlp" / "training"
@@ -151,8 +152,8 @@ def precise_threshold(right: np.ndarray, p: np.ndarray) -> float:
 def choose_thresholds(examples: list[Example], p: np.ndarray) -> tuple[float, float, float]:
     """(answer, answer when the question names its entry, offer choices), from out-of-fold probabilities."""
     right = np.array([e.right for e in examples])
-    named = np.array([e.features["rule_answer"] > 0 for e in examples])
-    # Questions that name their entry outright (the matcher's rule) and those that don't each get the
+    named = np.array([e.features[NAMED] > 0 for e in examples])
+    # Questions that name their entry (nlp.decision.NAMED) and those that don't each get the
     # threshold at which their own answers are ANSWER_PRECISION right: naming is the surest evidence,
     # which one model over both kinds of question under-weighs, and a look-alike never names its entry.
     answer_at = precise_threshold(right[~named], p[~named])
