@@ -307,26 +307,28 @@ class KnowledgeIndex:
         total = sum(weights.values())
         if total <= 0:
             return []
-        cover = np.zeros(len(self._ids))
-        dots = np.zeros(len(self._phrase_norm))
-        alias_hits = np.zeros(len(self._alias_total))
-        paired = np.zeros(len(self._alias_total), dtype=bool)
+        # Each posting list is gathered once and summed by np.bincount, which adds in the order given:
+        # every entry's sum is the same as adding the question's features one after the other, but the
+        # per-feature Python and numpy overhead (most of the search with few entries) is paid once.
+        covering, phrasing, naming, pairing = _Gather(), _Gather(), _Gather(), []
         for f, w in weights.items():
             if w >= COVER_MIN_WEIGHT:
-                postings = self._entry_postings.get(f)
-                if postings is not None:
-                    cover[postings] += w  # a feature's postings name each entry once: no repeats to lose
+                covering.add(self._entry_postings.get(f), w)
             base = self.weight.get(f)
             if base is None or base < PHRASE_MIN_WEIGHT:
                 continue
-            postings = self._phrase_postings.get(f)
-            if postings is not None:
-                dots[postings] += w * base
+            phrasing.add(self._phrase_postings.get(f), w * base)
             postings = self._alias_postings.get(f)
             if postings is not None:
-                alias_hits[postings] += base
+                naming.add(postings, base)
                 if " " in f:
-                    paired[postings] = True
+                    pairing.append(postings)
+        cover = covering.sums(len(self._ids))
+        dots = phrasing.sums(len(self._phrase_norm))
+        alias_hits = naming.sums(len(self._alias_total))
+        paired = np.zeros(len(self._alias_total), dtype=bool)
+        if pairing:
+            paired[np.concatenate(pairing)] = True
         found = np.flatnonzero(cover)
         if not len(found):
             return []
@@ -350,3 +352,22 @@ class KnowledgeIndex:
 def _arrays(postings: dict[str, list[int]]) -> dict[str, np.ndarray]:
     """Posting lists as arrays of positions."""
     return {f: np.array(positions, dtype=np.int32) for f, positions in postings.items()}
+
+
+class _Gather:
+    """Posting lists with the amount each adds to its positions, summed in one pass."""
+
+    def __init__(self) -> None:
+        self.postings: list[np.ndarray] = []
+        self.amounts: list[float] = []
+
+    def add(self, postings: np.ndarray | None, amount: float) -> None:
+        if postings is not None:
+            self.postings.append(postings)
+            self.amounts.append(amount)
+
+    def sums(self, size: int) -> np.ndarray:
+        if not self.postings:
+            return np.zeros(size)
+        lengths = [len(p) for p in self.postings]
+        return np.bincount(np.concatenate(self.postings), weights=np.repeat(self.amounts, lengths), minlength=size)
