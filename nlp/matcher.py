@@ -344,9 +344,13 @@ class KnowledgeIndex:
         if len(found) > limit:  # the best `limit` and every entry tied with the last of them
             keep = np.flatnonzero(scores >= np.partition(scores, len(scores) - limit)[len(scores) - limit])
         else:
-            keep = range(len(found))
-        ranked = heapq.nlargest(limit, ((float(scores[i]), self._ids[found[i]], float(share[i]), int(found[i])) for i in keep))
-        return [Match(e, score, cover_share, float(best_phrase[at]), float(best_alias[at])) for score, e, cover_share, at in ranked]
+            keep = np.arange(len(found))
+        # Read as Python numbers at once (element by element, numpy scalars cost more than the ranking).
+        at = found[keep].tolist()
+        ranked = heapq.nlargest(limit, zip(scores[keep].tolist(), [self._ids[i] for i in at], share[keep].tolist(), at))
+        at = [position for *_, position in ranked]
+        return [Match(entry_id, score, cover_share, phrase, alias)
+                for (score, entry_id, cover_share, _), phrase, alias in zip(ranked, best_phrase[at].tolist(), best_alias[at].tolist())]
 
 
 def _arrays(postings: dict[str, list[int]]) -> dict[str, np.ndarray]:
