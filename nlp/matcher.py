@@ -88,6 +88,10 @@ class QueryAnalysis:
     content_weight: float
     unknown_weight: float
     corrections: dict[str, str] = field(default_factory=dict)
+    # The question's syllables as written (before mending) and those of its muted form, for BM25 to
+    # read the same question without cutting it into syllables again.
+    syllables: list[str] = field(default_factory=list)
+    muted_syllables: list[str] | None = None
 
 
 class KnowledgeIndex:
@@ -192,7 +196,8 @@ class KnowledgeIndex:
         """Weigh a question's features; those found only outside `muted` (the question without its
         aspect phrases: "lệ phí", "online", "qua bưu điện") count for less, so that what is asked
         about does not outweigh which procedure it is asked about."""
-        kept = text_features(muted, with_compounds=False) if muted is not None else None
+        muted_sylls = syllables(muted) if muted is not None else None
+        kept = text_features(muted, with_compounds=False, sylls=muted_sylls) if muted is not None else None
         misspelt = self._other_forms(normalized)
         written = tokens(normalized)
         sylls = syllables(normalized)
@@ -218,7 +223,9 @@ class KnowledgeIndex:
             # Only the mended words change: punctuation, "thì" and a muted "mất" stay as written (they are
             # gaps in the syllables, and writing a gap back as a word would invent a "mất" the citizen never typed).
             normalized = " ".join(new if new != old else token for token, old, new in zip(written, as_written, sylls))
-        feats = text_features(normalized)
+            feats = text_features(normalized)
+        else:
+            feats = text_features(normalized, sylls=as_written)
         mended = set(corrections.values())
         weights: dict[str, float] = {}
         unknown = 0.0
@@ -229,7 +236,7 @@ class KnowledgeIndex:
                     continue  # an unseen pair of known words says nothing new
                 w = self.unknown_idf * (GENERIC_FACTOR if f in GENERIC_WORDS or f.isdigit() or len(f) < 2 else 0.6)
                 unknown += w
-            elif mended & set(f.split(" ")):
+            elif mended and mended & set(f.split(" ")):
                 w *= TYPO_FACTOR
             if misspelt and misspelt & set(f.split(" ")):
                 w *= OTHER_FORM_FACTOR
@@ -237,7 +244,7 @@ class KnowledgeIndex:
                 w *= ASPECT_FACTOR
             weights[f] = w
         content = sum(w for f, w in weights.items() if " " not in f and f not in GENERIC_WORDS and not f.isdigit())
-        return QueryAnalysis(weights, content, unknown, corrections)
+        return QueryAnalysis(weights, content, unknown, corrections, as_written, muted_sylls)
 
     def _other_forms(self, normalized: str) -> set[str]:
         """Folded syllables the question writes, with diacritics, as a word the index never uses."""
