@@ -9,7 +9,6 @@ against the index's vocabulary before scoring.
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from nlp.features import (
     syllables,
     text_features,
 )
-from nlp.lexical import LexicalIndex, term_number, text_terms
+from nlp.lexical import LexicalIndex, term_number
 from nlp.normalize import fold, tokens, words
 
 GENERIC_FACTOR = 0.12
@@ -292,17 +291,14 @@ class KnowledgeIndex:
         never mentions: the share of the question's weight, and its heaviest such word or pair in units
         of the rarest word's weight. A look-alike leaves the question's most specific words unexplained
         ("cấp lại C/O" against "cấp lại thẻ căn cước"); the procedure asked about rarely does."""
-        entry = self.entries.get(entry_id)
-        if entry is None:
+        if entry_id not in self.entries:
             return 1.0, 0.0
-        known = text_terms((entry.name, *entry.phrases, *entry.body))
+        heavy = [(f, w) for f, w in query.weights.items() if w >= COVER_MIN_WEIGHT]
+        mentioned = self.lexical.mentions(entry_id, [term_number(f.replace(" ", "_")) for f, _ in heavy])
         total = missing = heaviest = 0.0
-        for f, w in query.weights.items():
-            if w < COVER_MIN_WEIGHT:
-                continue
+        for (_, w), found in zip(heavy, mentioned):
             total += w
-            number = term_number(f.replace(" ", "_"))
-            if number is None or number not in known:
+            if not found:
                 missing += w
                 heaviest = max(heaviest, w)
         if not total:
@@ -354,7 +350,7 @@ class KnowledgeIndex:
             keep = np.arange(len(found))
         # Read as Python numbers at once (element by element, numpy scalars cost more than the ranking).
         at = found[keep].tolist()
-        ranked = heapq.nlargest(limit, zip(scores[keep].tolist(), [self._ids[i] for i in at], share[keep].tolist(), at))
+        ranked = sorted(zip(scores[keep].tolist(), [self._ids[i] for i in at], share[keep].tolist(), at), reverse=True)[:limit]
         at = [position for *_, position in ranked]
         return [Match(entry_id, score, cover_share, phrase, alias)
                 for (score, entry_id, cover_share, _), phrase, alias in zip(ranked, best_phrase[at].tolist(), best_alias[at].tolist())]
