@@ -77,9 +77,11 @@ def syllables(normalized: str) -> list[str]:
     return [GAP if s == "mat" and i + 1 < len(sylls) and sylls[i + 1] in _COST_AFTER_MAT else s for i, s in enumerate(sylls)]
 
 
-def text_features(normalized: str, with_compounds: bool = True) -> set[str]:
-    """Unigrams, bigrams and underthesea compounds of already normalised text (all folded)."""
-    sylls = syllables(normalized)
+def text_features(normalized: str, with_compounds: bool = True, sylls: list[str] | None = None) -> set[str]:
+    """Unigrams, bigrams and underthesea compounds of already normalised text (all folded); `sylls`: its
+    `syllables`, when the caller has them already."""
+    if sylls is None:
+        sylls = syllables(normalized)
     feats: set[str] = {s for s in sylls if s != GAP}
     feats.update(f"{a} {b}" for a, b in pairwise(sylls) if GAP not in (a, b))
     if with_compounds:

@@ -71,14 +71,6 @@ def term_number(term: str) -> int | None:
     return _TERM_IDS.get(term)
 
 
-def text_terms(texts: Iterable[str]) -> set[int]:
-    """The term numbers of some texts, as a set (one entry's whole text: for telling what it explains)."""
-    out: set[int] = set()
-    for text in texts:
-        out.update(text_term_ids(text))
-    return out
-
-
 class _Numbers:
     """The vocabulary as bm25s reads it: only its values, the term numbers 0..n-1 (no dict of them all)."""
 
@@ -97,6 +89,29 @@ class _Corpus:
     vocab: _Numbers
 
 
+class _Scores:
+    """The BM25 scores bm25s computed at indexing (one posting list of documents and scores per term),
+    read without bm25s: its `get_scores` adds one term at a time and checks its input on every call,
+    which cost more than the adding for a question's few terms."""
+
+    def __init__(self, model: bm25s.BM25) -> None:
+        if model.nonoccurrence_array is not None:  # BM25L and BM25+ only; this index is Lucene's BM25
+            raise ValueError(f"BM25 variant {model.method!r} gives scores to absent terms: not supported")
+        self.data = model.scores["data"]
+        self.indices = model.scores["indices"]
+        self.indptr = model.scores["indptr"]
+        self.size = model.scores["num_docs"]
+
+    def scores(self, wanted: list[int]) -> np.ndarray:
+        """Every document's score for the term numbers `wanted`, exactly as bm25s's `get_scores`: the
+        same float32 additions in the same order (np.add.at adds its items one after the other)."""
+        scores = np.zeros(self.size, dtype=self.data.dtype)
+        spans = [(self.indptr[t], self.indptr[t + 1]) for t in wanted]
+        np.add.at(scores, np.concatenate([self.indices[a:b] for a, b in spans]),
+                  np.concatenate([self.data[a:b] for a, b in spans]))
+        return scores
+
+
 class LexicalIndex:
     """BM25 over entries' names (name, aliases, examples) and bodies (summary, documents, conditions)."""
 
@@ -109,12 +124,22 @@ class LexicalIndex:
         # A field with no text at all (entries given without a body) is left out: BM25 cannot average nothing.
         self._fields = [(self._bm25(docs), weight) for docs, weight in ((name_docs, 1.0), (body_docs, BODY_WEIGHT))
                         if any(docs)]
+        # Each entry's distinct terms, sorted (about 2 MB for the national catalogue): what a question's
+        # terms an entry's whole text mentions is then a search in one array, not a set built per question.
+        self._entry_terms = {entry_id: np.unique(np.concatenate([np.asarray(name, dtype=np.int64), np.asarray(body, dtype=np.int64)]))
+                             for entry_id, name, body in zip(self.ids, name_docs, body_docs)}
 
-    def _bm25(self, docs: list[array]) -> bm25s.BM25:
+    def _bm25(self, docs: list[array]) -> _Scores:
         model = bm25s.BM25(k1=K1, b=B)
         model.index(_Corpus(docs, _Numbers(self._size)), create_empty_token=False, show_progress=False)
-        model.vocab_dict = model.unique_token_ids_set = None  # scored by term numbers only: no need to keep them
-        return model
+        return _Scores(model)
+
+    def mentions(self, entry_id: str, numbers: Sequence[int | None]) -> list[bool]:
+        """Whether the entry's texts (names, examples, body) have each term number (None: a term no text has)."""
+        known = self._entry_terms[entry_id]
+        wanted = np.array([-1 if n is None else n for n in numbers], dtype=np.int64)
+        at = np.minimum(np.searchsorted(known, wanted), len(known) - 1)
+        return (known[at] == wanted).tolist() if len(known) else [False] * len(numbers)
 
     def scores(self, sylls: Sequence[str], muted: Sequence[str] | None = None) -> np.ndarray:
         """The BM25 score of every entry (in `ids` order) for a question's folded syllables; terms found
@@ -129,8 +154,8 @@ class LexicalIndex:
             groups = [(sorted(kept), 1.0), (sorted(numbers - kept), ASPECT_FACTOR)]
         for wanted, factor in groups:
             if wanted:
-                for model, weight in self._fields:
-                    total += factor * weight * model.get_scores(wanted)
+                for field, weight in self._fields:
+                    total += factor * weight * field.scores(wanted)
         return total
 
     def search(self, sylls: Sequence[str], muted: Sequence[str] | None = None, limit: int = 20) -> list[tuple[str, float]]:
@@ -141,4 +166,5 @@ class LexicalIndex:
             return []
         top = np.argpartition(-scores, limit - 1)[:limit]
         top = top[np.argsort(-scores[top], kind="stable")]
-        return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
+        top = top[scores[top] > 0]
+        return [(self.ids[i], score) for i, score in zip(top.tolist(), scores[top].tolist())]  # Python numbers: faster to read

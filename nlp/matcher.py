@@ -9,7 +9,6 @@ against the index's vocabulary before scoring.
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from nlp.features import (
     syllables,
     text_features,
 )
-from nlp.lexical import LexicalIndex, term_number, text_terms
+from nlp.lexical import LexicalIndex, term_number
 from nlp.normalize import fold, tokens, words
 
 GENERIC_FACTOR = 0.12
@@ -88,6 +87,10 @@ class QueryAnalysis:
     content_weight: float
     unknown_weight: float
     corrections: dict[str, str] = field(default_factory=dict)
+    # The question's syllables as written (before mending) and those of its muted form, for BM25 to
+    # read the same question without cutting it into syllables again.
+    syllables: list[str] = field(default_factory=list)
+    muted_syllables: list[str] | None = None
 
 
 class KnowledgeIndex:
@@ -192,7 +195,8 @@ class KnowledgeIndex:
         """Weigh a question's features; those found only outside `muted` (the question without its
         aspect phrases: "lệ phí", "online", "qua bưu điện") count for less, so that what is asked
         about does not outweigh which procedure it is asked about."""
-        kept = text_features(muted, with_compounds=False) if muted is not None else None
+        muted_sylls = syllables(muted) if muted is not None else None
+        kept = text_features(muted, with_compounds=False, sylls=muted_sylls) if muted is not None else None
         misspelt = self._other_forms(normalized)
         written = tokens(normalized)
         sylls = syllables(normalized)
@@ -218,7 +222,9 @@ class KnowledgeIndex:
             # Only the mended words change: punctuation, "thì" and a muted "mất" stay as written (they are
             # gaps in the syllables, and writing a gap back as a word would invent a "mất" the citizen never typed).
             normalized = " ".join(new if new != old else token for token, old, new in zip(written, as_written, sylls))
-        feats = text_features(normalized)
+            feats = text_features(normalized)
+        else:
+            feats = text_features(normalized, sylls=as_written)
         mended = set(corrections.values())
         weights: dict[str, float] = {}
         unknown = 0.0
@@ -229,7 +235,7 @@ class KnowledgeIndex:
                     continue  # an unseen pair of known words says nothing new
                 w = self.unknown_idf * (GENERIC_FACTOR if f in GENERIC_WORDS or f.isdigit() or len(f) < 2 else 0.6)
                 unknown += w
-            elif mended & set(f.split(" ")):
+            elif mended and mended & set(f.split(" ")):
                 w *= TYPO_FACTOR
             if misspelt and misspelt & set(f.split(" ")):
                 w *= OTHER_FORM_FACTOR
@@ -237,7 +243,7 @@ class KnowledgeIndex:
                 w *= ASPECT_FACTOR
             weights[f] = w
         content = sum(w for f, w in weights.items() if " " not in f and f not in GENERIC_WORDS and not f.isdigit())
-        return QueryAnalysis(weights, content, unknown, corrections)
+        return QueryAnalysis(weights, content, unknown, corrections, as_written, muted_sylls)
 
     def _other_forms(self, normalized: str) -> set[str]:
         """Folded syllables the question writes, with diacritics, as a word the index never uses."""
@@ -285,17 +291,14 @@ class KnowledgeIndex:
         never mentions: the share of the question's weight, and its heaviest such word or pair in units
         of the rarest word's weight. A look-alike leaves the question's most specific words unexplained
         ("cấp lại C/O" against "cấp lại thẻ căn cước"); the procedure asked about rarely does."""
-        entry = self.entries.get(entry_id)
-        if entry is None:
+        if entry_id not in self.entries:
             return 1.0, 0.0
-        known = text_terms((entry.name, *entry.phrases, *entry.body))
+        heavy = [(f, w) for f, w in query.weights.items() if w >= COVER_MIN_WEIGHT]
+        mentioned = self.lexical.mentions(entry_id, [term_number(f.replace(" ", "_")) for f, _ in heavy])
         total = missing = heaviest = 0.0
-        for f, w in query.weights.items():
-            if w < COVER_MIN_WEIGHT:
-                continue
+        for (_, w), found in zip(heavy, mentioned):
             total += w
-            number = term_number(f.replace(" ", "_"))
-            if number is None or number not in known:
+            if not found:
                 missing += w
                 heaviest = max(heaviest, w)
         if not total:
@@ -307,26 +310,28 @@ class KnowledgeIndex:
         total = sum(weights.values())
         if total <= 0:
             return []
-        cover = np.zeros(len(self._ids))
-        dots = np.zeros(len(self._phrase_norm))
-        alias_hits = np.zeros(len(self._alias_total))
-        paired = np.zeros(len(self._alias_total), dtype=bool)
+        # Each posting list is gathered once and summed by np.bincount, which adds in the order given:
+        # every entry's sum is the same as adding the question's features one after the other, but the
+        # per-feature Python and numpy overhead (most of the search with few entries) is paid once.
+        covering, phrasing, naming, pairing = _Gather(), _Gather(), _Gather(), []
         for f, w in weights.items():
             if w >= COVER_MIN_WEIGHT:
-                postings = self._entry_postings.get(f)
-                if postings is not None:
-                    cover[postings] += w  # a feature's postings name each entry once: no repeats to lose
+                covering.add(self._entry_postings.get(f), w)
             base = self.weight.get(f)
             if base is None or base < PHRASE_MIN_WEIGHT:
                 continue
-            postings = self._phrase_postings.get(f)
-            if postings is not None:
-                dots[postings] += w * base
+            phrasing.add(self._phrase_postings.get(f), w * base)
             postings = self._alias_postings.get(f)
             if postings is not None:
-                alias_hits[postings] += base
+                naming.add(postings, base)
                 if " " in f:
-                    paired[postings] = True
+                    pairing.append(postings)
+        cover = covering.sums(len(self._ids))
+        dots = phrasing.sums(len(self._phrase_norm))
+        alias_hits = naming.sums(len(self._alias_total))
+        paired = np.zeros(len(self._alias_total), dtype=bool)
+        if pairing:
+            paired[np.concatenate(pairing)] = True
         found = np.flatnonzero(cover)
         if not len(found):
             return []
@@ -342,11 +347,34 @@ class KnowledgeIndex:
         if len(found) > limit:  # the best `limit` and every entry tied with the last of them
             keep = np.flatnonzero(scores >= np.partition(scores, len(scores) - limit)[len(scores) - limit])
         else:
-            keep = range(len(found))
-        ranked = heapq.nlargest(limit, ((float(scores[i]), self._ids[found[i]], float(share[i]), int(found[i])) for i in keep))
-        return [Match(e, score, cover_share, float(best_phrase[at]), float(best_alias[at])) for score, e, cover_share, at in ranked]
+            keep = np.arange(len(found))
+        # Read as Python numbers at once (element by element, numpy scalars cost more than the ranking).
+        at = found[keep].tolist()
+        ranked = sorted(zip(scores[keep].tolist(), [self._ids[i] for i in at], share[keep].tolist(), at), reverse=True)[:limit]
+        at = [position for *_, position in ranked]
+        return [Match(entry_id, score, cover_share, phrase, alias)
+                for (score, entry_id, cover_share, _), phrase, alias in zip(ranked, best_phrase[at].tolist(), best_alias[at].tolist())]
 
 
 def _arrays(postings: dict[str, list[int]]) -> dict[str, np.ndarray]:
     """Posting lists as arrays of positions."""
     return {f: np.array(positions, dtype=np.int32) for f, positions in postings.items()}
+
+
+class _Gather:
+    """Posting lists with the amount each adds to its positions, summed in one pass."""
+
+    def __init__(self) -> None:
+        self.postings: list[np.ndarray] = []
+        self.amounts: list[float] = []
+
+    def add(self, postings: np.ndarray | None, amount: float) -> None:
+        if postings is not None:
+            self.postings.append(postings)
+            self.amounts.append(amount)
+
+    def sums(self, size: int) -> np.ndarray:
+        if not self.postings:
+            return np.zeros(size)
+        lengths = [len(p) for p in self.postings]
+        return np.bincount(np.concatenate(self.postings), weights=np.repeat(self.amounts, lengths), minlength=size)

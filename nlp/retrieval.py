@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nlp.features import syllables
 from nlp.matcher import KnowledgeIndex, Match, QueryAnalysis
 
 DEPTH = 20  # how far down each retriever's list is read before fusing
@@ -73,8 +72,8 @@ def retrieve(index: KnowledgeIndex, normalized: str, muted: str | None, limit: i
     # BM25 reads the question with the matcher's typo mends; its aspect phrases ("lệ phí", "qua bưu điện")
     # count for less, as in the matcher, or the entries that talk about fees and the post would win.
     mend = query.corrections
-    sylls = [mend.get(s, s) for s in syllables(normalized)]
-    kept = [mend.get(s, s) for s in syllables(muted)] if muted is not None else None
+    sylls = [mend.get(s, s) for s in query.syllables]
+    kept = [mend.get(s, s) for s in query.muted_syllables] if query.muted_syllables is not None else None
     lexical = _collapse_scores(index, index.lexical.search(sylls, kept, limit=DEPTH * 2))[:DEPTH]
     best_lexical = lexical[0][1] if lexical else 0.0
 
@@ -83,9 +82,10 @@ def retrieve(index: KnowledgeIndex, normalized: str, muted: str | None, limit: i
         found[m.entry_id] = {"score": m.score, "cover": m.cover, "phrase": m.phrase, "alias_hit": m.alias_hit, "matcher_rank": rank}
     for rank, (entry_id, raw) in enumerate(lexical):
         found.setdefault(entry_id, {}).update(lexical=raw / best_lexical, lexical_raw=raw, lexical_rank=rank)
-    candidates = [Candidate(entry_id, _fuse(fields), **fields) for entry_id, fields in found.items()]
-    candidates.sort(key=lambda c: (-c.fused, c.matcher_rank if c.matcher_rank is not None else DEPTH, c.entry_id))
-    return Retrieval(candidates[:limit], query)
+    # Ranked before any Candidate is made: only the first `limit` of some forty are kept.
+    ranked = sorted((-_fuse(fields), fields.get("matcher_rank", DEPTH), entry_id) for entry_id, fields in found.items())
+    candidates = [Candidate(entry_id, -fused, **found[entry_id]) for fused, _, entry_id in ranked[:limit]]
+    return Retrieval(candidates, query)
 
 
 def _fuse(fields: dict) -> float:

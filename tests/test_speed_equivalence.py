@@ -1,0 +1,88 @@
+"""The faster ways of reading a question (issue 11) give exactly what the plain ways gave: BM25 scores as
+bm25s computes them, the kind classifier's n-gram columns, what an entry's text mentions, the matcher's sums."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import pytest
+
+from nlp import kinds
+from nlp.features import syllables
+from nlp.lexical import _TERM_IDS, B, K1, LexicalIndex, _Corpus, _document, _Numbers, _Scores, terms
+from nlp.matcher import COVER_MIN_WEIGHT
+from nlp.normalize import fold, normalize
+
+BLIND = Path(__file__).resolve().parent.parent / "quality" / "blind_questions.jsonl"
+
+
+@pytest.fixture(scope="module")
+def questions() -> list[str]:
+    return [normalize(json.loads(line)["q"]) for line in BLIND.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_bm25_scores_are_bm25s_scores_to_the_bit(index, questions):
+    lexical: LexicalIndex = index.lexical
+    entries = [index.entries[entry_id] for entry_id in lexical.ids]
+    docs = [_document((e.name, *e.phrases)) for e in entries]
+    size = len(_TERM_IDS)
+    model = bm25s.BM25(k1=K1, b=B)
+    model.index(_Corpus(docs, _Numbers(size)), create_empty_token=False, show_progress=False)
+    ours = _Scores(model)
+    for question in questions:
+        wanted = sorted({n for n in map(_TERM_IDS.get, terms(syllables(question))) if n is not None and n < size})
+        if wanted:
+            expected = model.get_scores(wanted)
+            assert expected.dtype == ours.scores(wanted).dtype
+            assert np.array_equal(ours.scores(wanted), expected)
+
+
+def test_kind_model_columns_and_logits_are_the_plain_ones(questions):
+    model = kinds.model()
+    plain_blocks = list(zip(kinds._ANALYZERS, model.fitted.spaces))
+    for question in questions:
+        text = kinds.model_text(question)
+        expected = model.intercept.copy()
+        for (analyzer, space), (columns_of, _, _) in zip(plain_blocks, model.blocks):
+            plain = [space.vocabulary[gram] for gram in analyzer(text) if gram in space.vocabulary]
+            assert columns_of(text) == plain
+            counts = Counter(plain)
+            if counts:
+                at = np.array(list(counts), dtype=np.intp)
+                weights = np.array([1.0 + math.log(c) for c in counts.values()]) * space.idf[at]
+                weights /= np.sqrt(weights @ weights)
+                expected += weights @ space.coef[at]
+        assert np.array_equal(model.logits(text), expected)
+
+
+def test_sublinear_tf_table_is_one_plus_log():
+    counts = np.arange(1, 200)
+    assert kinds._sublinear(counts).tolist() == [1.0 + math.log(c) for c in range(1, 200)]
+
+
+def test_entry_mentions_are_its_texts_terms(index, questions):
+    lexical: LexicalIndex = index.lexical
+    for entry_id in list(index.entries)[:20]:
+        entry = index.entries[entry_id]
+        known = set(_document((entry.name, *entry.phrases, *entry.body)))
+        for question in questions[:30]:
+            numbers = [_TERM_IDS.get(t) for t in terms(syllables(fold(question)))] + [None]
+            assert lexical.mentions(entry_id, numbers) == [n is not None and n in known for n in numbers]
+
+
+def test_matcher_sums_are_feature_by_feature_sums(index, questions):
+    for question in questions:
+        query = index.analyse(question)
+        cover = np.zeros(len(index._ids))
+        for feature, weight in query.weights.items():
+            postings = index._entry_postings.get(feature)
+            if weight >= COVER_MIN_WEIGHT and postings is not None:
+                cover[postings] += weight
+        total = sum(query.weights.values())
+        for match in index.search(query, limit=10):
+            assert match.cover == cover[index._ids.index(match.entry_id)] / total
