@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -104,6 +105,11 @@ class KnowledgeIndex:
         for entry in entries:
             for other in entry.equivalents:
                 self._alias_of.setdefault(other, self._alias_of.get(entry.id, entry.id))
+        # Each canonical id's entries (itself and its equivalents): what one candidate's texts are.
+        self._members: dict[str, tuple[str, ...]] = {}
+        for entry in entries:
+            canonical = self._alias_of.get(entry.id, entry.id)
+            self._members[canonical] = (*self._members.get(canonical, ()), entry.id)
         phrase_owner: list[str] = []
         phrase_feats: list[set[str]] = []
         entry_feats: dict[str, set[str]] = defaultdict(set)
@@ -133,7 +139,10 @@ class KnowledgeIndex:
         # For mending a typo that is itself a word ("kết hông", "kinh doan"): the known neighbours of each syllable.
         self._next: dict[str, list[str]] = defaultdict(list)
         self._prev: dict[str, list[str]] = defaultdict(list)
-        for f in doc_freq:
+        # Sorted: rapidfuzz keeps the first of equally close neighbours, and the order of a set of strings
+        # changes with Python's hash seed, so unsorted lists mended "chung" to "cung" in one process and to
+        # "nhung" in another.
+        for f in sorted(doc_freq):
             if f.count(" ") == 1:
                 first, second = f.split(" ")
                 self._next[first].append(second)
@@ -286,24 +295,27 @@ class KnowledgeIndex:
             total += self.weight.get(token, self.unknown_idf * 0.6)
         return total
 
-    def unexplained(self, query: QueryAnalysis, entry_id: str) -> tuple[float, float]:
-        """What of the question an entry's whole text (names, examples, summary, documents, conditions)
-        never mentions: the share of the question's weight, and its heaviest such word or pair in units
-        of the rarest word's weight. A look-alike leaves the question's most specific words unexplained
-        ("cấp lại C/O" against "cấp lại thẻ căn cước"); the procedure asked about rarely does."""
-        if entry_id not in self.entries:
-            return 1.0, 0.0
+    def unexplained(self, query: QueryAnalysis, entry_ids: Sequence[str]) -> list[tuple[float, float]]:
+        """What of the question each entry's whole text (names, examples, summary, documents, conditions,
+        and those of its equivalents: the same procedure at other levels) never mentions: the share of the
+        question's weight, and its heaviest such word or pair in units of the rarest word's weight. A
+        look-alike leaves the question's most specific words unexplained ("cấp lại C/O" against "cấp lại
+        thẻ căn cước"); the procedure asked about rarely does. An unknown entry explains nothing."""
         heavy = [(f, w) for f, w in query.weights.items() if w >= COVER_MIN_WEIGHT]
-        mentioned = self.lexical.mentions(entry_id, [term_number(f.replace(" ", "_")) for f, _ in heavy])
-        total = missing = heaviest = 0.0
-        for (_, w), found in zip(heavy, mentioned):
-            total += w
-            if not found:
-                missing += w
-                heaviest = max(heaviest, w)
-        if not total:
-            return 0.0, 0.0
-        return missing / total, heaviest / self.unknown_idf
+        numbers = [term_number(f.replace(" ", "_")) for f, _ in heavy]
+        total = sum(w for _, w in heavy)
+        out = []
+        for entry_id in entry_ids:
+            members = self._members.get(entry_id, ())
+            if not members:
+                out.append((1.0, 0.0))
+                continue
+            found = self.lexical.mentions(members[0], numbers)
+            for other in members[1:]:
+                found = [a or b for a, b in zip(found, self.lexical.mentions(other, numbers))]
+            missing = [w for (_, w), seen in zip(heavy, found) if not seen]
+            out.append((sum(missing) / total, max(missing) / self.unknown_idf) if total and missing else (0.0, 0.0))
+        return out
 
     def search(self, query: QueryAnalysis, limit: int = 5) -> list[Match]:
         weights = query.weights

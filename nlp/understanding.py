@@ -84,6 +84,9 @@ class Reading:
     kinds: dict[QuestionKind, float]
     content: float  # the weight of the question's specific words, in units of the rarest word's weight
     features: dict[str, float]
+    # For each of the first CHOICE_DEPTH candidates: what of the question its texts never mention
+    # (share, heaviest); see KnowledgeIndex.unexplained.
+    unexplained: tuple[tuple[float, float], ...] = ()
 
     @property
     def candidates(self) -> list[Candidate]:
@@ -130,10 +133,10 @@ def read_question(text: str, index: KnowledgeIndex,
     retrieval = retrieve(index, normalized, muted=strip_aspect_phrases(folded))
     kinds = kinds_of(normalized)
     content = retrieval.query.content_weight / index.unknown_idf
-    best = retrieval.candidates[0] if retrieval.candidates else None
-    unexplained = index.unexplained(retrieval.query, best.entry_id) if best is not None else (1.0, 0.0)
-    features = decision_features(retrieval, kinds, content, len(words(normalized)), len(index.entries), unexplained)
-    return Reading(normalized, folded, aspects, retrieval, kinds, content, features)
+    unexplained = tuple(index.unexplained(retrieval.query, [c.entry_id for c in retrieval.candidates[:CHOICE_DEPTH]]))
+    features = decision_features(retrieval, kinds, content, len(words(normalized)), len(index.entries),
+                                 unexplained[0] if unexplained else (1.0, 0.0))
+    return Reading(normalized, folded, aspects, retrieval, kinds, content, features, unexplained)
 
 
 def decision_features(retrieval: Retrieval, kinds: dict[QuestionKind, float], content: float, n_words: int,
@@ -207,7 +210,7 @@ def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = Non
     if reading is None:
         return Understanding(Outcome.EMPTY, normalized=normalize(text or ""))
     model = model or decision_model()
-    ranked = tuple(ordered_choices(reading, index, model)[:5])
+    ranked = tuple(ordered_choices(reading, model)[:5])
     best = ranked[0] if ranked else None
     p = model.probability(reading.features) if best is not None else 0.0
     confident = best is not None and model.answers(reading.features, p)
@@ -252,25 +255,24 @@ def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = Non
 CHOICE_DEPTH = 8
 
 
-def choice_features(reading: Reading, index: KnowledgeIndex) -> list[dict[str, float]]:
+def choice_features(reading: Reading) -> list[dict[str, float]]:
     """What the choice order reads about each of the first CHOICE_DEPTH candidates (the same at fitting)."""
     ranked = reading.candidates[:CHOICE_DEPTH]
     if not ranked:
         return []
-    query = reading.retrieval.query
-    missing = [index.unexplained(query, c.entry_id)[0] for c in ranked]
+    missing = [share for share, _ in reading.unexplained]
     best_fused, least_missing = ranked[0].fused, min(missing)
     return [{"fused_behind": c.fused - best_fused, "unexplained_beyond": m - least_missing, "unexplained": m,
              "place": 1.0 / (n + 1), "alias": c.alias_hit, "phrase": c.phrase}
             for n, (c, m) in enumerate(zip(ranked, missing))]
 
 
-def ordered_choices(reading: Reading, index: KnowledgeIndex, model: DecisionModel) -> list[Candidate]:
+def ordered_choices(reading: Reading, model: DecisionModel) -> list[Candidate]:
     """The candidates with the best first, as the decision read it, and the runners-up in the fitted order."""
     ranked = reading.candidates
     if model.choice_order is None or len(ranked) < 3:
         return list(ranked)
-    scores = [model.choice_order.score(values) for values in choice_features(reading, index)]
+    scores = [model.choice_order.score(values) for values in choice_features(reading)]
     runners_up = sorted(range(1, len(scores)), key=lambda n: -scores[n])  # stable: ties keep the fused order
     return [ranked[0], *(ranked[n] for n in runners_up), *ranked[len(scores):]]
 

@@ -129,7 +129,7 @@ def examples_for(catalog: Catalog, questions: list[dict], kb: str, fitted_kinds:
         ranked = [c.entry_id for c in reading.candidates]
         right = bool(ranked) and ranked[0] in expect
         out.append(Example(item, kb, reading.features, right, bool(expect & set(ranked[:3])), bool(expect),
-                           choice_features(reading, index), [e in expect for e in ranked[:CHOICE_DEPTH]]))
+                           choice_features(reading), [e in expect for e in ranked[:CHOICE_DEPTH]]))
     return out
 
 

@@ -89,11 +89,11 @@ def test_the_choices_put_the_entry_that_explains_the_question_before_a_lookalike
     assert model.choice_order is not None and "unexplained" in model.choice_order.features
     index = catalog.index
     reading = read_question("xin giấy tờ chứng minh nơi cư trú khi không còn sổ hộ khẩu", index)
-    features = choice_features(reading, index)
+    features = choice_features(reading)
     assert len(features) >= 3
     # An order that reads only "unexplained" must sort the runners-up by it.
     by_unexplained = replace(model, choice_order=ChoiceOrder(("unexplained",), (0.0,), (1.0,), (-1.0,)))
-    ordered = ordered_choices(reading, index, by_unexplained)
+    ordered = ordered_choices(reading, by_unexplained)
     assert ordered[0] == reading.candidates[0]
     missing = {c.entry_id: f["unexplained"] for c, f in zip(reading.candidates, features)}
     runners_up = [missing[c.entry_id] for c in ordered[1:len(features)]]
