@@ -271,16 +271,24 @@ class KnowledgeIndex:
         """Fix a syllable that is a word but not the one meant, when a known pair is one edit away."""
         fixes: dict[str, str] = {}
         out = list(sylls)
+
+        def paired(i: int, j: int) -> bool:
+            """Whether the syllables as written at i and j (j = i + 1) are a known pair."""
+            return 0 <= i and j < len(sylls) and f"{sylls[i]} {sylls[j]}" in self.weight
+
+        # Context is read as written, never as mended, and a syllable that makes a known pair with its
+        # other neighbour is no typo: mending "thời hạn sang tên xe" pair by pair changed "sang" to fit
+        # "hạn" ("hạn bằng") and then "tên" to fit the new "bằng" ("bằng tiền").
         for i in range(len(out) - 1):
-            a, b = out[i], out[i + 1]
-            if f"{a} {b}" in self.weight or a in GENERIC_WORDS or b in GENERIC_WORDS or len(a) < 2 or len(b) < 2:
+            a, b = sylls[i], sylls[i + 1]
+            if paired(i, i + 1) or a in GENERIC_WORDS or b in GENERIC_WORDS or len(a) < 2 or len(b) < 2:
                 continue
-            if a in self._next and self.weight.get(a, 0) >= PHRASE_MIN_WEIGHT:
+            if a in self._next and self.weight.get(a, 0) >= PHRASE_MIN_WEIGHT and not paired(i + 1, i + 2):
                 best = process.extractOne(b, self._next[a], scorer=OSA.normalized_similarity, score_cutoff=0.74)
                 if best is not None:
                     fixes[b] = out[i + 1] = best[0]
                     continue
-            if b in self._prev and self.weight.get(b, 0) >= PHRASE_MIN_WEIGHT:
+            if b in self._prev and self.weight.get(b, 0) >= PHRASE_MIN_WEIGHT and not paired(i - 1, i) and out[i] == a:
                 best = process.extractOne(a, self._prev[b], scorer=OSA.normalized_similarity, score_cutoff=0.74)
                 if best is not None:
                     fixes[a] = out[i] = best[0]

@@ -291,3 +291,11 @@ def test_a_typo_equally_close_to_two_known_words_is_mended_alike_in_every_proces
                               env={**os.environ, "PYTHONHASHSEED": str(seed)}, cwd=PROJECT_DIR)
         mended.add(done.stdout.strip())
     assert len(mended) == 1, mended
+
+
+@pytest.mark.parametrize("question", ["Thời hạn sang tên xe?", "gia hạn sang tên xe được không"])
+def test_a_word_that_pairs_with_its_other_neighbour_is_not_mended(index, question):
+    """"sang tên" is a known pair: "sang" is no typo for "bằng" because "hạn bằng" is known too, and a
+    word mended once is no context for mending the next ("bằng tên" -> "bằng tiền")."""
+    assert index.analyse(normalize(question)).corrections == {}
+    assert top(index, question) == VEHICLE_NEW_OWNER
