@@ -66,14 +66,32 @@ def clean(text: str) -> str:
     return " ".join(text.split())[:MAX_QUESTION_CHARS]
 
 
+# Two words joined by a slash, dot or dash without a digit in sight ("doanh nghiệp/tổ chức", "hết niên
+# hạn/hư hỏng", "tp.hcm") are two words; a code keeps its joins ("85/2019/tt-btc", "c/o", "km/h").
+_JOINED_WORDS = re.compile(r"(?<=[^\W\d_][^\W\d_])[./-](?=[^\W\d_]{2})", re.UNICODE)
+_JOINS = frozenset("./-")
+
+
+def _split_joined(found: list[str]) -> list[str]:
+    if not any(_JOINS.intersection(word) for word in found):
+        return found
+    out = []
+    for word in found:
+        if _JOINS.intersection(word) and not any(ch.isdigit() for ch in word):
+            out.extend(_JOINED_WORDS.split(word))
+        else:
+            out.append(word)
+    return out
+
+
 def words(text: str) -> list[str]:
     """The word tokens of cleaned text (syllables, codes like 85/2019/tt-btc kept whole)."""
-    return _WORD.findall(text)
+    return _split_joined(_WORD.findall(text))
 
 
 def tokens(text: str) -> list[str]:
     """Words and clause punctuation of cleaned text, in order."""
-    return _TOKEN.findall(text)
+    return _split_joined(_TOKEN.findall(text))
 
 
 def expand_at(tokens: list[str], index: int) -> str:

@@ -299,3 +299,15 @@ def test_a_word_that_pairs_with_its_other_neighbour_is_not_mended(index, questio
     word mended once is no context for mending the next ("bằng tên" -> "bằng tiền")."""
     assert index.analyse(normalize(question)).corrections == {}
     assert top(index, question) == VEHICLE_NEW_OWNER
+
+
+def test_two_words_joined_by_a_slash_are_read_as_two_words(index):
+    """"Doanh nghiệp/Tổ chức" was one word "nghiệp/tổ", unknown, then "mended" to another unknown word;
+    codes keep their joins."""
+    from nlp.normalize import words
+
+    assert words("doanh nghiệp/tổ chức, xe hết niên hạn/hư hỏng") == ["doanh", "nghiệp", "tổ", "chức", "xe", "hết", "niên", "hạn", "hư", "hỏng"]
+    assert words("c/o theo 85/2019/tt-btc, 60 km/h") == ["c/o", "theo", "85/2019/tt-btc", "60", "km/h"]
+    query = index.analyse(normalize("Đăng ký hộ kinh doanh cho cá nhân/hộ gia đình"))
+    assert query.corrections == {}
+    assert "ho gia" in query.weights and "nhan" in query.weights
