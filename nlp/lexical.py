@@ -128,11 +128,21 @@ class LexicalIndex:
         # terms an entry's whole text mentions is then a search in one array, not a set built per question.
         self._entry_terms = {entry_id: np.unique(np.concatenate([np.asarray(name, dtype=np.int64), np.asarray(body, dtype=np.int64)]))
                              for entry_id, name, body in zip(self.ids, name_docs, body_docs)}
+        # Every term some entry's text has: a pair of words written there is a pair, not a typo (`knows`).
+        self._terms = np.unique(np.concatenate([*self._entry_terms.values(), np.zeros(0, dtype=np.int64)]))
 
     def _bm25(self, docs: list[array]) -> _Scores:
         model = bm25s.BM25(k1=K1, b=B)
         model.index(_Corpus(docs, _Numbers(self._size)), create_empty_token=False, show_progress=False)
         return _Scores(model)
+
+    def knows(self, term: str) -> bool:
+        """Whether some entry's text has this term ("giao_duc": a pair of words)."""
+        number = _TERM_IDS.get(term)
+        if number is None or not len(self._terms):
+            return False
+        at = min(int(np.searchsorted(self._terms, number)), len(self._terms) - 1)
+        return int(self._terms[at]) == number
 
     def mentions(self, entry_id: str, numbers: Sequence[int | None]) -> list[bool]:
         """Whether the entry's texts (names, examples, body) have each term number (None: a term no text has)."""

@@ -212,7 +212,7 @@ class KnowledgeIndex:
         as_written = list(sylls)
         corrections: dict[str, str] = {}
         for token in set(sylls):
-            if token in self.weight or token.isdigit() or token in GENERIC_WORDS or token == GAP:
+            if token in self.weight or any(ch.isdigit() for ch in token) or token in GENERIC_WORDS or token == GAP:
                 continue
             telex = _untelex(token)
             if telex != token and (telex in self.weight or telex in GENERIC_WORDS):
@@ -273,8 +273,12 @@ class KnowledgeIndex:
         out = list(sylls)
 
         def paired(i: int, j: int) -> bool:
-            """Whether the syllables as written at i and j (j = i + 1) are a known pair."""
-            return 0 <= i and j < len(sylls) and f"{sylls[i]} {sylls[j]}" in self.weight
+            """Whether the syllables as written at i and j (j = i + 1) are a known pair: in an entry's
+            name or phrasing, or anywhere in its text ("giáo dục", "trường trung học" are in records'
+            bodies, and were "mended" to "gia dục", "trong rung học")."""
+            if i < 0 or j >= len(sylls):
+                return False
+            return f"{sylls[i]} {sylls[j]}" in self.weight or self.lexical.knows(f"{sylls[i]}_{sylls[j]}")
 
         # Context is read as written, never as mended, and a syllable that makes a known pair with its
         # other neighbour is no typo: mending "thời hạn sang tên xe" pair by pair changed "sang" to fit
@@ -282,6 +286,8 @@ class KnowledgeIndex:
         for i in range(len(out) - 1):
             a, b = sylls[i], sylls[i + 1]
             if paired(i, i + 1) or a in GENERIC_WORDS or b in GENERIC_WORDS or len(a) < 2 or len(b) < 2:
+                continue
+            if any(ch.isdigit() for ch in a + b):  # a number or a code is never a typo for another one
                 continue
             if a in self._next and self.weight.get(a, 0) >= PHRASE_MIN_WEIGHT and not paired(i + 1, i + 2):
                 best = process.extractOne(b, self._next[a], scorer=OSA.normalized_similarity, score_cutoff=0.74)

@@ -100,8 +100,9 @@ def test_bm25_finds_a_record_by_a_paper_it_asks_for(national):
     # "02 bản chà số máy, số khung của xe" is in the record's documents only.
     entry = national.get(VEHICLE_NEW_OWNER)
     assert "chà" not in entry.name.lower() and not any("chà" in a.lower() for a in entry.aliases)
+    # A first registration (1.012575) asks for the same paper: BM25 puts the two first, either way round.
     best = ask(national.index, "bản chà số khung số máy xe").candidates[0]
-    assert best.entry_id == VEHICLE_NEW_OWNER and best.lexical_rank == 0
+    assert best.entry_id == VEHICLE_NEW_OWNER and best.lexical_rank <= 1
 
 
 def test_words_no_entry_uses_give_no_candidates(index):
@@ -311,3 +312,14 @@ def test_two_words_joined_by_a_slash_are_read_as_two_words(index):
     query = index.analyse(normalize("Đăng ký hộ kinh doanh cho cá nhân/hộ gia đình"))
     assert query.corrections == {}
     assert "ho gia" in query.weights and "nhan" in query.weights
+
+
+@pytest.mark.parametrize("question", [
+    "chấp hành biện pháp giáo dục", "tuyên bố mất tích ra nước ngoài", "giấy tờ chứng minh quan hệ",
+    "thời hạn giải quyết thường tính", "theo nghị định 169/2018/nđ-cp và chứng nhận iso 17021 ngày 28/12/2018",
+])
+def test_words_the_records_write_and_numbers_are_never_mended(national, question):
+    """A pair of words some record's text has is no typo: "giáo dục" became "gió dục", "tuyên bố"
+    "huyện bố", "quan hệ" "qua hệ" (all written so in the records' documents); and a decree number or a
+    date is never "mended" into another one."""
+    assert national.index.analyse(normalize(question)).corrections == {}
