@@ -30,21 +30,27 @@ GENERIC_WORDS = frozenset(
 )
 
 
-def _vietnamese_syllables() -> frozenset[str]:
-    """Every folded syllable of the Vietnamese word list that ships with underthesea (Viet74K).
-
-    A word the index does not know but Vietnamese does ("hoạch", "ngược") is not a typo of a word it
-    knows ("hoặc", "người"); without the list (another underthesea layout) every unknown word may be.
-    """
+def _vietnamese_words() -> list[list[str]]:
+    """The folded syllables of each word of the Vietnamese word list that ships with underthesea (Viet74K);
+    empty without the list (another underthesea layout)."""
     spec = importlib.util.find_spec("underthesea")
     path = Path(spec.origin).parent / "corpus" / "data" / "Viet74K.txt" if spec and spec.origin else None
     if path is None or not path.exists():
-        return frozenset()
+        return []
     text = unicodedata.normalize("NFC", path.read_text(encoding="utf-8").lower())
-    return frozenset(fold(w) for w in text.split() if w.isalpha())
+    return [line.split() for line in text.splitlines() if line.strip()]
 
 
-VIETNAMESE_SYLLABLES = _vietnamese_syllables()
+_VIETNAMESE_WORDS = _vietnamese_words()
+# A word the index does not know but Vietnamese does ("hoạch", "ngược") is not a typo of a word it
+# knows ("hoặc", "người"); without the list every unknown word may be.
+VIETNAMESE_SYLLABLES = frozenset(fold(s) for word in _VIETNAMESE_WORDS for s in word if s.isalpha())
+# Nor is one of two neighbours that make a Vietnamese word together ("an ninh", "thất nghiệp", "đối
+# tượng") a typo, however few entries use that word (with the 53 starter entries, "ninh" was mended to
+# "tỉnh", "thất" to "thai"): the pairs as written, and folded (for text typed without diacritics).
+VIETNAMESE_WORD_PAIRS = frozenset(f"{a} {b}" for word in _VIETNAMESE_WORDS for a, b in pairwise(word) if a.isalpha() and b.isalpha())
+VIETNAMESE_PAIRS = frozenset(fold(pair) for pair in VIETNAMESE_WORD_PAIRS)
+del _VIETNAMESE_WORDS
 
 # Pairs of such words that together do name something: "bản sao" (folded like "bạn sao"), "làm lại".
 CONTENT_PAIRS = frozenset({"ban sao", "lam lai"})

@@ -23,7 +23,9 @@ from nlp.features import (
     GAP,
     GENERIC_PAIRS,
     GENERIC_WORDS,
+    VIETNAMESE_PAIRS,
     VIETNAMESE_SYLLABLES,
+    VIETNAMESE_WORD_PAIRS,
     index_features,
     index_words,
     syllables,
@@ -225,7 +227,7 @@ class KnowledgeIndex:
                 corrections[token] = best[0]
         if corrections:
             sylls = [corrections.get(s, s) for s in sylls]
-        sylls, pair_fixes = self._mend_pairs(sylls)
+        sylls, pair_fixes = self._mend_pairs(sylls, written)
         corrections.update(pair_fixes)
         if corrections:
             # Only the mended words change: punctuation, "thì" and a muted "mất" stay as written (they are
@@ -267,8 +269,9 @@ class KnowledgeIndex:
                     out.add(folded)
         return out
 
-    def _mend_pairs(self, sylls: list[str]) -> tuple[list[str], dict[str, str]]:
-        """Fix a syllable that is a word but not the one meant, when a known pair is one edit away."""
+    def _mend_pairs(self, sylls: list[str], written: list[str]) -> tuple[list[str], dict[str, str]]:
+        """Fix a syllable that is a word but not the one meant, when a known pair is one edit away;
+        `written`: the same syllables with their diacritics."""
         fixes: dict[str, str] = {}
         out = list(sylls)
 
@@ -280,21 +283,37 @@ class KnowledgeIndex:
                 return False
             return f"{sylls[i]} {sylls[j]}" in self.weight or self.lexical.knows(f"{sylls[i]}_{sylls[j]}")
 
+        def a_word(i: int, j: int, folded_too: bool) -> bool:
+            """Whether the syllables at i and j make a Vietnamese word. Two neighbours that do are no typo,
+            however few entries use that word (with the 53 starter entries "an ninh" became "an tỉnh",
+            "thất nghiệp" "thai nghiệp"). Folded, the word list has a pair for nearly any two syllables
+            ("doan can"): text typed without diacritics is read folded only where `folded_too`."""
+            if i < 0 or j >= len(sylls):
+                return False
+            if not (written[i].isascii() and written[j].isascii()):
+                return f"{written[i]} {written[j]}" in VIETNAMESE_WORD_PAIRS
+            return folded_too and f"{sylls[i]} {sylls[j]}" in VIETNAMESE_PAIRS
+
+        def protected(i: int, j: int) -> bool:
+            """A word is not mended to fit one neighbour when it makes a pair with the other."""
+            return paired(i, j) or a_word(i, j, folded_too=False)
+
+
         # Context is read as written, never as mended, and a syllable that makes a known pair with its
         # other neighbour is no typo: mending "thời hạn sang tên xe" pair by pair changed "sang" to fit
         # "hạn" ("hạn bằng") and then "tên" to fit the new "bằng" ("bằng tiền").
         for i in range(len(out) - 1):
             a, b = sylls[i], sylls[i + 1]
-            if paired(i, i + 1) or a in GENERIC_WORDS or b in GENERIC_WORDS or len(a) < 2 or len(b) < 2:
+            if paired(i, i + 1) or a_word(i, i + 1, folded_too=True) or a in GENERIC_WORDS or b in GENERIC_WORDS or len(a) < 2 or len(b) < 2:
                 continue
             if any(ch.isdigit() for ch in a + b):  # a number or a code is never a typo for another one
                 continue
-            if a in self._next and self.weight.get(a, 0) >= PHRASE_MIN_WEIGHT and not paired(i + 1, i + 2):
+            if a in self._next and self.weight.get(a, 0) >= PHRASE_MIN_WEIGHT and not protected(i + 1, i + 2):
                 best = process.extractOne(b, self._next[a], scorer=OSA.normalized_similarity, score_cutoff=0.74)
                 if best is not None:
                     fixes[b] = out[i + 1] = best[0]
                     continue
-            if b in self._prev and self.weight.get(b, 0) >= PHRASE_MIN_WEIGHT and not paired(i - 1, i) and out[i] == a:
+            if b in self._prev and self.weight.get(b, 0) >= PHRASE_MIN_WEIGHT and not protected(i - 1, i) and out[i] == a:
                 best = process.extractOne(a, self._prev[b], scorer=OSA.normalized_similarity, score_cutoff=0.74)
                 if best is not None:
                     fixes[a] = out[i] = best[0]

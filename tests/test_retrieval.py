@@ -323,3 +323,14 @@ def test_words_the_records_write_and_numbers_are_never_mended(national, question
     "huyện bố", "quan hệ" "qua hệ" (all written so in the records' documents); and a decree number or a
     date is never "mended" into another one."""
     assert national.index.analyse(normalize(question)).corrections == {}
+
+
+@pytest.mark.parametrize("question", ["giấy an ninh trật tự cấp ở đâu", "trợ cấp thất nghiệp", "những đối tượng nào được miễn"])
+def test_two_words_that_make_a_vietnamese_word_are_not_mended(index, question):
+    """With the 53 starter entries no text has "an ninh" or "thất nghiệp", but Vietnamese does: "ninh" is no
+    typo for "tỉnh", nor "thất" for "thai"."""
+    assert index.analyse(normalize(question)).corrections == {}
+
+
+def test_a_word_missing_a_letter_is_still_mended_to_fit_its_neighbour(index):
+    assert index.analyse(normalize("dang ki ho kinh doan can nhung giay to gi")).corrections == {"doan": "doanh"}
