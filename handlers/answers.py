@@ -11,7 +11,7 @@ names bodies abolished on 01/07/2025, and one line saying where the answer comes
 
 from __future__ import annotations
 
-from handlers.buttons import AspectButton
+from handlers.buttons import AspectButton, ButtonDataError
 from knowledge.dvcqg import (
     OUTDATED_CAVEAT,
     is_conditional,
@@ -285,5 +285,11 @@ def write_answer(entry: Entry, aspects: tuple[Aspect, ...]) -> str:
 
 def aspect_buttons_data(entry_id: str, aspects: tuple[Aspect, ...]) -> list[tuple[str, str]]:
     """(label, button data) for the aspects not yet answered, to offer as buttons."""
-    offers = [(ASPECT_LABELS[a], AspectButton(entry_id, a)) for a in OFFER_ORDER if a not in aspects]
-    return [(label, data.pack()) for label, data in offers if data.fits()]  # an over-long id gets no buttons
+    out = []
+    for aspect in OFFER_ORDER:
+        if aspect not in aspects:
+            try:
+                out.append((ASPECT_LABELS[aspect], AspectButton(entry_id, aspect).pack()))
+            except ButtonDataError:
+                pass  # an over-long id gets no buttons
+    return out

@@ -72,8 +72,8 @@ _JOINED_WORDS = re.compile(r"(?<=[^\W\d_][^\W\d_])[./-](?=[^\W\d_]{2})", re.UNIC
 _JOINS = frozenset("./-")
 
 
-def _split_joined(found: list[str]) -> list[str]:
-    if not any(_JOINS.intersection(word) for word in found):
+def _split_joined(text: str, found: list[str]) -> list[str]:
+    if "/" not in text and "." not in text and "-" not in text:
         return found
     out = []
     for word in found:
@@ -86,12 +86,12 @@ def _split_joined(found: list[str]) -> list[str]:
 
 def words(text: str) -> list[str]:
     """The word tokens of cleaned text (syllables, codes like 85/2019/tt-btc kept whole)."""
-    return _split_joined(_WORD.findall(text))
+    return _split_joined(text, _WORD.findall(text))
 
 
 def tokens(text: str) -> list[str]:
     """Words and clause punctuation of cleaned text, in order."""
-    return _split_joined(_TOKEN.findall(text))
+    return _split_joined(text, _TOKEN.findall(text))
 
 
 def expand_at(tokens: list[str], index: int) -> str:
