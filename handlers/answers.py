@@ -266,9 +266,24 @@ SECTIONS = {
 }
 
 
+def _topic_tells(entry: Entry, aspect: Aspect) -> bool:
+    """Whether a topic (an explainer: paying fees online, postal filing) has something of its own on an aspect;
+    its steps are in its overview."""
+    return {
+        Aspect.DOCUMENTS: bool(entry.documents), Aspect.FEE: bool(entry.fees), Aspect.DURATION: bool(entry.durations),
+        Aspect.PLACE: bool(entry.places), Aspect.ONLINE: entry.online.level != OnlineLevel.UNKNOWN,
+        Aspect.POSTAL: entry.postal.submit is not None or entry.postal.receive_result is not None,
+        Aspect.CONDITIONS: bool(entry.conditions), Aspect.LEGAL: bool(entry.legal_basis),
+    }.get(aspect, False)
+
+
 def write_answer(entry: Entry, aspects: tuple[Aspect, ...]) -> str:
     """The answer text: title, the asked aspects in order, then what else can be asked."""
     aspects = aspects or (Aspect.OVERVIEW,)
+    if entry.kind == "topic":
+        # A topic is itself the answer: "thanh toán lệ phí online bằng cách nào" asks the online-payment topic
+        # about "online", which all of it explains; its empty online-filing field said "no information".
+        aspects = tuple(dict.fromkeys(a if _topic_tells(entry, a) else Aspect.OVERVIEW for a in aspects))
     blocks = [f"📋 {display_name(entry)}"]
     for aspect in aspects:
         title = "" if aspect == Aspect.OVERVIEW else f"{ASPECT_LABELS[aspect]}:\n"
@@ -278,8 +293,10 @@ def write_answer(entry: Entry, aspects: tuple[Aspect, ...]) -> str:
         if outdated_mentions("\n".join(blocks)):
             blocks.append(OUTDATED_CAVEAT)
         blocks.append(PROVENANCE_LINE.format(code=code))
-    others = [ASPECT_LABELS[a].lower() for a in OFFER_ORDER if a not in aspects and a != Aspect.OVERVIEW][:6]
-    blocks.append("Bạn có thể hỏi thêm về: " + ", ".join(others) + ".")
+    others = [ASPECT_LABELS[a].lower() for a in OFFER_ORDER
+              if a not in aspects and a != Aspect.OVERVIEW and (entry.kind != "topic" or _topic_tells(entry, a))][:6]
+    if others:
+        blocks.append("Bạn có thể hỏi thêm về: " + ", ".join(others) + ".")
     return "\n\n".join(blocks)
 
 

@@ -29,6 +29,8 @@ from nlp.aspects import Aspect
 ASKED = [(aspect,) for aspect in Aspect] + [(), (Aspect.FEE, Aspect.DOCUMENTS, Aspect.PLACE)]
 # Each starter entry's facts (without the aliases and examples, which answers do not show) and its answers,
 # as written before issue 16 (git a8b1697): an entry whose facts are unchanged must be answered identically.
+# Topics' answers changed once since, on purpose (issue 11): asked about an aspect a topic has nothing of its
+# own on ("thanh toán lệ phí online bằng cách nào"), a topic answers with what it explains, not "no information".
 CURATED_ANSWERS = {
     "1.000656": ("4b39b03faf8b", "9e6ac45eedfa"),
     "1.000689": ("8a9693489138", "2b4f012af963"),
@@ -77,12 +79,12 @@ CURATED_ANSWERS = {
     "3.000333": ("64e929fb6bba", "4b4fd8ebfaa9"),
     "3.000347": ("57c6e7bed1f5", "83d48acb6197"),
     "3.000348": ("1d29bbf5eb1f", "1ed1ccff7aba"),
-    "buu-chinh-cong-ich": ("c53b15a0b39a", "9d0b66b9a04c"),
-    "cu-tru-7-phuong-thuc": ("1364c894e8a4", "9b4338409fd4"),
-    "dich-vu-cong-truc-tuyen": ("c6bf588c9f72", "ba42ea0486f9"),
-    "mot-cua": ("8205d4f09f26", "a3936702d306"),
-    "thanh-toan-truc-tuyen": ("129af211c3e6", "914c21a2cfd3"),
-    "tra-cuu-ho-so": ("a922635f10c6", "8918f1d752bb"),
+    "buu-chinh-cong-ich": ("c53b15a0b39a", "fe8109b16f70"),  # a topic: see above
+    "cu-tru-7-phuong-thuc": ("1364c894e8a4", "cee3e7056fcc"),  # a topic: see above
+    "dich-vu-cong-truc-tuyen": ("c6bf588c9f72", "948f31350fac"),  # a topic: see above
+    "mot-cua": ("8205d4f09f26", "9b83b5a93b8c"),  # a topic: see above
+    "thanh-toan-truc-tuyen": ("129af211c3e6", "d3f20ef17e05"),  # a topic: see above
+    "tra-cuu-ho-so": ("a922635f10c6", "430260a88b1d"),  # a topic: see above
 }
 PLANTED = """
 - id: "9.990001"

@@ -117,6 +117,14 @@ def test_a_fee_answer_says_when_online_filing_is_cheaper(chat):
     assert "10.000" in fee and "20.000" in fee
 
 
+def test_a_topic_asked_about_an_aspect_it_is_itself_about_answers_with_what_it_explains(chat):
+    """Paying fees online, asked "bằng cách nào ... online", said it had no information about online filing."""
+    reply = chat.ask("thanh toán lệ phí online bằng cách nào")
+    assert reply.entry_id == "thanh-toan-truc-tuyen"
+    assert "chưa có thông tin" not in reply.text
+    assert "biên lai điện tử" in reply.text
+
+
 def test_a_fee_line_does_not_repeat_its_channel_label(catalog):
     """'Nộp trực tiếp: Nộp trực tiếp: 20.000 đồng/lần' reads like a glitch."""
     repeated = []
