@@ -204,6 +204,14 @@ def test_so_do_is_recognised(router):
     assert offered and offered <= SO_DO, f"'sổ đỏ' -> {reply.entry_id}, choices {choice_buttons(reply)}"
 
 
+@pytest.mark.parametrize("question", ["đăng ký cư trú", "dang ky cu tru online duoc khong"])
+def test_residence_registration_as_an_umbrella_term_offers_temporary_and_permanent(router, question):
+    """"Đăng ký cư trú" is the law's word for both registrations: the bot asks which one is meant."""
+    reply = Chat(router, "cu-tru").ask(question)
+    assert reply.entry_id is None
+    assert {"1.004194", "1.004222"} <= {d.split(":")[1] for d in choice_buttons(reply)}
+
+
 def test_a_number_beyond_the_choices_is_not_taken_as_a_choice(router):
     question, reply = _first_clarifying(router)
     chat = Chat(router, "clarify-9")
