@@ -130,7 +130,12 @@ def _hong(previous: str | None, following: str | None) -> str:
     return "hong" if previous in {"bị", "bi", "hư", "hu"} else "không"
 
 
+def _antt(previous: str | None, following: str | None) -> str:
+    """"giấy ANTT" is what everyone calls the certificate of meeting security and order conditions."""
+    return "chứng nhận đủ điều kiện về an ninh trật tự" if previous in {"giấy", "giay"} else "an ninh trật tự"
+
+
 CONTEXT_SENSITIVE: dict[str, Callable[[str | None, str | None], str]] = {
-    "ca": _ca, "hong": _hong,
+    "ca": _ca, "hong": _hong, "antt": _antt,
     "dk": _dk, "đk": _dk, "a": _a, "chú": _tam_chu, "chu": _tam_chu, "hk": _hk, "hc": _hc,
 }

@@ -173,7 +173,6 @@ def test_entries_carry_their_body_for_bm25(national):
 # --------------------------------------------------------------------------- abbreviations citizens type
 
 @pytest.mark.parametrize(("typed", "meant"), [
-    ("giấy ANTT", "giấy an ninh trật tự"),
     ("đóng BHTN", "đóng bảo hiểm thất nghiệp"),
     ("cấp lại C/O", "cấp lại giấy chứng nhận xuất xứ"),
     ("nghiệm thu PCCC", "nghiệm thu phòng cháy chữa cháy"),
@@ -182,6 +181,8 @@ def test_entries_carry_their_body_for_bm25(national):
     ("GCN QSDĐ", "giấy chứng nhận quyền sử dụng đất"),
     ("đổi GPLX", "đổi giấy phép lái xe"),
     ("khôngggg", "không"),
+    ("giữ ANTT", "giữ an ninh trật tự"),
+    ("giấy ANTT", "giấy chứng nhận đủ điều kiện về an ninh trật tự"),
 ])
 def test_abbreviations_are_expanded(typed, meant):
     assert normalize(typed) == meant
@@ -334,3 +335,10 @@ def test_two_words_that_make_a_vietnamese_word_are_not_mended(index, question):
 
 def test_a_word_missing_a_letter_is_still_mended_to_fit_its_neighbour(index):
     assert index.analyse(normalize("dang ki ho kinh doan can nhung giay to gi")).corrections == {"doan": "doanh"}
+
+
+def test_giay_antt_alone_is_the_security_certificate(national):
+    """"Giấy ANTT" names the certificate, not anything about security and order ("Tuyển chọn Tổ viên Tổ bảo
+    vệ an ninh, trật tự" came first)."""
+    assert top(national.index, "giấy ANTT") in SECURITY_CERTIFICATES
+    assert top(national.index, "Hồ sơ xin giấy ANTT gồm những gì?") in SECURITY_CERTIFICATES
