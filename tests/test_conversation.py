@@ -212,6 +212,14 @@ def test_residence_registration_as_an_umbrella_term_offers_temporary_and_permane
     assert {"1.004194", "1.004222"} <= {d.split(":")[1] for d in choice_buttons(reply)}
 
 
+@pytest.mark.parametrize(("question", "entry_id"), [
+    ("sắp lấy vợ thì phải làm thủ tục gì, cần giấy tờ gì", "1.000894"),
+    ("con gái tôi lấy chồng Hàn Quốc thì đăng ký ở đâu", "2.000806"),
+])
+def test_marrying_in_everyday_words_finds_marriage_registration(chat, question, entry_id):
+    assert chat.ask(question).entry_id == entry_id
+
+
 def test_a_number_beyond_the_choices_is_not_taken_as_a_choice(router):
     question, reply = _first_clarifying(router)
     chat = Chat(router, "clarify-9")
