@@ -125,6 +125,11 @@ def test_a_topic_asked_about_an_aspect_it_is_itself_about_answers_with_what_it_e
     assert "biên lai điện tử" in reply.text
 
 
+def test_a_failed_payment_finds_the_online_payment_topic(chat):
+    reply = chat.ask("thanh toán không thành công bằng thẻ ngân hàng thì xử lý thế nào")
+    assert reply.entry_id == "thanh-toan-truc-tuyen"
+
+
 def test_a_fee_line_does_not_repeat_its_channel_label(catalog):
     """'Nộp trực tiếp: Nộp trực tiếp: 20.000 đồng/lần' reads like a glitch."""
     repeated = []
