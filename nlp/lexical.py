@@ -144,12 +144,20 @@ class LexicalIndex:
         at = min(int(np.searchsorted(self._terms, number)), len(self._terms) - 1)
         return int(self._terms[at]) == number
 
-    def mentions(self, entry_id: str, numbers: Sequence[int | None]) -> list[bool]:
-        """Whether the entry's texts (names, examples, body) have each term number (None: a term no text has)."""
-        known = self._entry_terms[entry_id]
+    def mentions(self, groups: Sequence[Sequence[str]], numbers: Sequence[int | None]) -> list[list[bool]]:
+        """For each group of entries (one candidate and its equivalents), whether some entry's texts (names,
+        examples, body) have each term number (None: a term no text has). The question's numbers are made
+        an array once for all the groups, not once per entry."""
         wanted = np.array([-1 if n is None else n for n in numbers], dtype=np.int64)
-        at = np.minimum(np.searchsorted(known, wanted), len(known) - 1)
-        return (known[at] == wanted).tolist() if len(known) else [False] * len(numbers)
+        out = []
+        for group in groups:
+            found = np.zeros(len(wanted), dtype=bool)
+            for entry_id in group:
+                known = self._entry_terms[entry_id]
+                if len(known):
+                    found |= known[np.minimum(np.searchsorted(known, wanted), len(known) - 1)] == wanted
+            out.append(found.tolist())
+        return out
 
     def scores(self, sylls: Sequence[str], muted: Sequence[str] | None = None) -> np.ndarray:
         """The BM25 score of every entry (in `ids` order) for a question's folded syllables; terms found

@@ -337,16 +337,14 @@ class KnowledgeIndex:
         heavy = [(f, w) for f, w in query.weights.items() if w >= COVER_MIN_WEIGHT]
         numbers = [term_number(f.replace(" ", "_")) for f, _ in heavy]
         total = sum(w for _, w in heavy)
+        groups = [self._members.get(entry_id, ()) for entry_id in entry_ids]
+        found = iter(self.lexical.mentions([members for members in groups if members], numbers))
         out = []
-        for entry_id in entry_ids:
-            members = self._members.get(entry_id, ())
+        for members in groups:
             if not members:
                 out.append((1.0, 0.0))
                 continue
-            found = self.lexical.mentions(members[0], numbers)
-            for other in members[1:]:
-                found = [a or b for a, b in zip(found, self.lexical.mentions(other, numbers))]
-            missing = [w for (_, w), seen in zip(heavy, found) if not seen]
+            missing = [w for (_, w), seen in zip(heavy, next(found)) if not seen]
             out.append((sum(missing) / total, max(missing) / self.unknown_idf) if total and missing else (0.0, 0.0))
         return out
 

@@ -67,12 +67,16 @@ def test_sublinear_tf_table_is_one_plus_log():
 
 def test_entry_mentions_are_its_texts_terms(index, questions):
     lexical: LexicalIndex = index.lexical
-    for entry_id in list(index.entries)[:20]:
+    entry_ids = list(index.entries)[:20]
+    known = {}
+    for entry_id in entry_ids:
         entry = index.entries[entry_id]
-        known = set(_document((entry.name, *entry.phrases, *entry.body)))
-        for question in questions[:30]:
-            numbers = [_TERM_IDS.get(t) for t in terms(syllables(fold(question)))] + [None]
-            assert lexical.mentions(entry_id, numbers) == [n is not None and n in known for n in numbers]
+        known[entry_id] = set(_document((entry.name, *entry.phrases, *entry.body)))
+    groups = [[entry_id] for entry_id in entry_ids] + [entry_ids[:2], entry_ids[5:8], []]
+    for question in questions[:30]:
+        numbers = [_TERM_IDS.get(t) for t in terms(syllables(fold(question)))] + [None]
+        expected = [[n is not None and any(n in known[e] for e in group) for n in numbers] for group in groups]
+        assert lexical.mentions(groups, numbers) == expected
 
 
 def test_matcher_sums_are_feature_by_feature_sums(index, questions):
