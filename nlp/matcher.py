@@ -13,6 +13,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from rapidfuzz import process
@@ -73,8 +74,7 @@ class EntryText:
     body: tuple[str, ...] = ()  # what it says (summary, documents, conditions): read by the lexical retriever only
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(NamedTuple):  # a tuple: some twenty are made for every question, several times faster than a dataclass
     entry_id: str
     score: float
     cover: float
@@ -177,7 +177,7 @@ class KnowledgeIndex:
                     alias_needs_pair.append(any(" " in f for f in heavy))
         self._alias_owner = np.array(alias_owner, dtype=np.int32)
         self._alias_total = np.array(alias_total, dtype=np.float64)
-        self._alias_needs_pair = np.array(alias_needs_pair, dtype=bool)
+        self._alias_alone = ~np.array(alias_needs_pair, dtype=bool)  # named by any of its words
         self._alias_postings = _arrays(alias_postings)
         phrase_postings: dict[str, list[int]] = defaultdict(list)
         phrase_norm: list[float] = []
@@ -372,18 +372,19 @@ class KnowledgeIndex:
         cover = covering.sums(len(self._ids))
         dots = phrasing.sums(len(self._phrase_norm))
         alias_hits = naming.sums(len(self._alias_total))
-        paired = np.zeros(len(self._alias_total), dtype=bool)
+        named_by = self._alias_alone.copy()  # aliases this question can name: by any word, or by a pair it has
         if pairing:
-            paired[np.concatenate(pairing)] = True
-        found = np.flatnonzero(cover)
+            named_by[np.concatenate(pairing)] = True
+        # Nonzero is read from a boolean mask: numpy finds it several times faster than in floats.
+        found = np.flatnonzero(cover != 0)
         if not len(found):
             return []
         qnorm = math.sqrt(sum(w * w for w in weights.values() if w >= PHRASE_MIN_WEIGHT)) or 1.0
         best_alias = np.zeros(len(self._ids))
-        named = np.flatnonzero(alias_hits * (paired | ~self._alias_needs_pair))
+        named = np.flatnonzero((alias_hits != 0) & named_by)
         np.maximum.at(best_alias, self._alias_owner[named], alias_hits[named] / self._alias_total[named])
         best_phrase = np.zeros(len(self._ids))
-        touched = np.flatnonzero(dots)
+        touched = np.flatnonzero(dots != 0)
         np.maximum.at(best_phrase, self._phrase_owner[touched], dots[touched] / (qnorm * self._phrase_norm[touched]))
         share = cover[found] / total
         scores = COVER_WEIGHT * cover[found] / total + PHRASE_WEIGHT * best_phrase[found] + ALIAS_WEIGHT * best_alias[found]
