@@ -319,10 +319,11 @@ class KnowledgeIndex:
                     fixes[a] = out[i] = best[0]
         return out, fixes
 
-    def content_weight(self, folded: str) -> float:
-        """How much a text says about *which* procedure: the weight of its specific words."""
+    def content_weight(self, sylls: Sequence[str]) -> float:
+        """How much a text says about *which* procedure: the weight of its specific words; `sylls`: its
+        `syllables`, which the question's analysis has already cut."""
         total = 0.0
-        for token in set(syllables(folded)):
+        for token in set(sylls):
             if token in GENERIC_WORDS or token.isdigit() or token == GAP:
                 continue
             total += self.weight.get(token, self.unknown_idf * 0.6)
