@@ -33,7 +33,7 @@ from nlp.features import (
     text_features,
 )
 from nlp.lexical import LexicalIndex, term_number
-from nlp.normalize import fold, tokens, words
+from nlp.normalize import CLAUSE_MARKS, fold, tokens
 
 GENERIC_FACTOR = 0.12
 TYPO_FACTOR = 0.8
@@ -208,9 +208,9 @@ class KnowledgeIndex:
         about does not outweigh which procedure it is asked about."""
         muted_sylls = syllables(muted) if muted is not None else None
         kept = text_features(muted, with_compounds=False, sylls=muted_sylls) if muted is not None else None
-        misspelt = self._other_forms(normalized)
-        written = tokens(normalized)
-        sylls = syllables(normalized)
+        written = tokens(normalized)  # cut once, for the misspelt forms, the syllables and the mending
+        misspelt = self._other_forms(normalized, written)
+        sylls = syllables(normalized, written)
         as_written = list(sylls)
         corrections: dict[str, str] = {}
         for token in set(sylls):
@@ -256,13 +256,14 @@ class KnowledgeIndex:
         content = sum(w for f, w in weights.items() if " " not in f and f not in GENERIC_WORDS and not f.isdigit())
         return QueryAnalysis(weights, content, unknown, corrections, as_written, muted_sylls)
 
-    def _other_forms(self, normalized: str) -> set[str]:
-        """Folded syllables the question writes, with diacritics, as a word the index never uses."""
+    def _other_forms(self, normalized: str, written: list[str]) -> set[str]:
+        """Folded syllables the question writes, with diacritics, as a word the index never uses; `written`:
+        its `tokens` (its words, and clause marks that no index word is)."""
         if normalized.isascii():
             return set()
         out = set()
-        for word in words(normalized):
-            if not word.isascii():
+        for word in written:
+            if not word.isascii() and word not in CLAUSE_MARKS:
                 folded = fold(word)
                 forms = self._forms.get(folded)
                 if forms and word not in forms and folded not in GENERIC_WORDS:

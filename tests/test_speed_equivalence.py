@@ -31,7 +31,7 @@ from nlp.aspects import Aspect, strip_aspect_phrases
 from nlp.features import syllables
 from nlp.lexical import _TERM_IDS, B, K1, LexicalIndex, _Corpus, _document, _Numbers, _Scores, terms
 from nlp.matcher import COVER_MIN_WEIGHT
-from nlp.normalize import fold, normalize
+from nlp.normalize import CLAUSE_MARKS, fold, normalize, tokens, words
 
 BLIND = Path(__file__).resolve().parent.parent / "quality" / "blind_questions.jsonl"
 
@@ -141,3 +141,10 @@ def test_known_terms_are_those_of_some_entry_text(index):
     for term, number in list(_TERM_IDS.items())[:5000]:
         assert lexical.knows(term) == (number in every)
     assert not lexical.knows("no_such_term")
+
+
+@pytest.mark.parametrize("extra", ["tp.hcm… c/o, 85/2019/tt-btc; km/h!", "doanh nghiệp/tổ chức - hết niên hạn/hư hỏng?"])
+def test_words_are_the_tokens_without_clause_marks(questions, extra):
+    """The matcher reads a question's misspelt forms from its tokens instead of cutting its words again."""
+    for text in [*questions, normalize(extra)]:
+        assert words(text) == [t for t in tokens(text) if t not in CLAUSE_MARKS]
