@@ -10,6 +10,7 @@ defaults, so the buttons chats already have ("sub:areas", "g:ho-tich") still wor
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import typing
 from dataclasses import dataclass
@@ -44,10 +45,11 @@ class ButtonData:
 
     def pack(self) -> str:
         """The data string; raises ButtonDataError if a field holds the separator or the whole is over 64 bytes."""
-        fields = dataclasses.fields(self)
-        values = [_write(getattr(self, f.name)) for f in fields]
-        while fields and values and _is_default(fields[len(values) - 1], getattr(self, fields[len(values) - 1].name)):
-            values.pop()
+        layout = _layout(type(self))
+        raw = [getattr(self, name) for name, _ in layout]
+        while raw and _is_default(layout[len(raw) - 1][1], raw[-1]):
+            raw.pop()
+        values = [_write(value) for value in raw]
         for value in values[:-1]:
             if SEPARATOR in value:
                 raise ButtonDataError(f"{type(self).__name__}: a field holds {SEPARATOR!r}: {value!r}")
@@ -84,9 +86,16 @@ class ButtonData:
         return cls(**values)
 
 
-def _is_default(field: dataclasses.Field, value: object) -> bool:
+@functools.cache
+def _layout(cls: type[ButtonData]) -> tuple[tuple[str, object], ...]:
+    """Each field's name and default, read once per class: an answer packs a dozen buttons, and reading
+    the dataclass's fields for each cost more than the packing."""
+    return tuple((f.name, f.default) for f in dataclasses.fields(cls))
+
+
+def _is_default(default: object, value: object) -> bool:
     """A field at the end left at its default is not written ("sub:areas", not "sub:areas:")."""
-    return field.default is not dataclasses.MISSING and value == field.default
+    return default is not dataclasses.MISSING and value == default
 
 
 def _write(value: object) -> str:

@@ -72,9 +72,11 @@ GAP = "_"
 _COST_AFTER_MAT = frozenset(["bao", "may", "le", "phi", "tien", "nhieu", "thoi", "khoang", "tam", "het", "bn", "chi"])
 
 
-def syllables(normalized: str) -> list[str]:
-    """Folded syllables; clause breaks (punctuation, "thì") become gaps no pair is formed across."""
-    written = tokens(normalized)
+def syllables(normalized: str, written: list[str] | None = None) -> list[str]:
+    """Folded syllables; clause breaks (punctuation, "thì") become gaps no pair is formed across.
+    `written`: the text's `tokens`, when the caller has them already."""
+    if written is None:
+        written = tokens(normalized)
     folded = tokens(fold(normalized))  # one fold of the whole text: much faster than one per word
     if len(folded) != len(written):  # a character that folds to nothing split a word differently
         folded = [fold(t) for t in written]

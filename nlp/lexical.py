@@ -128,8 +128,12 @@ class LexicalIndex:
         # terms an entry's whole text mentions is then a search in one array, not a set built per question.
         self._entry_terms = {entry_id: np.unique(np.concatenate([np.asarray(name, dtype=np.int64), np.asarray(body, dtype=np.int64)]))
                              for entry_id, name, body in zip(self.ids, name_docs, body_docs)}
-        # Every term some entry's text has: a pair of words written there is a pair, not a typo (`knows`).
-        self._terms = np.unique(np.concatenate([*self._entry_terms.values(), np.zeros(0, dtype=np.int64)]))
+        # Every term some entry's text has, one byte per term number (looked up several times a question, a
+        # byte is read faster than an array searched): a pair of words written there is a pair, not a typo (`knows`).
+        known = np.zeros(self._size, dtype=np.uint8)
+        for entry_terms in self._entry_terms.values():
+            known[entry_terms] = 1
+        self._known = known.tobytes()
 
     def _bm25(self, docs: list[array]) -> _Scores:
         model = bm25s.BM25(k1=K1, b=B)
@@ -139,17 +143,22 @@ class LexicalIndex:
     def knows(self, term: str) -> bool:
         """Whether some entry's text has this term ("giao_duc": a pair of words)."""
         number = _TERM_IDS.get(term)
-        if number is None or not len(self._terms):
-            return False
-        at = min(int(np.searchsorted(self._terms, number)), len(self._terms) - 1)
-        return int(self._terms[at]) == number
+        return number is not None and number < self._size and self._known[number] == 1
 
-    def mentions(self, entry_id: str, numbers: Sequence[int | None]) -> list[bool]:
-        """Whether the entry's texts (names, examples, body) have each term number (None: a term no text has)."""
-        known = self._entry_terms[entry_id]
+    def mentions(self, groups: Sequence[Sequence[str]], numbers: Sequence[int | None]) -> list[list[bool]]:
+        """For each group of entries (one candidate and its equivalents), whether some entry's texts (names,
+        examples, body) have each term number (None: a term no text has). The question's numbers are made
+        an array once for all the groups, not once per entry."""
         wanted = np.array([-1 if n is None else n for n in numbers], dtype=np.int64)
-        at = np.minimum(np.searchsorted(known, wanted), len(known) - 1)
-        return (known[at] == wanted).tolist() if len(known) else [False] * len(numbers)
+        out = []
+        for group in groups:
+            found = np.zeros(len(wanted), dtype=bool)
+            for entry_id in group:
+                known = self._entry_terms[entry_id]
+                if len(known):
+                    found |= known[np.minimum(np.searchsorted(known, wanted), len(known) - 1)] == wanted
+            out.append(found.tolist())
+        return out
 
     def scores(self, sylls: Sequence[str], muted: Sequence[str] | None = None) -> np.ndarray:
         """The BM25 score of every entry (in `ids` order) for a question's folded syllables; terms found

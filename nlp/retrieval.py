@@ -24,6 +24,7 @@ by reciprocal rank alone gave .879 / .952, by the weighted sum alone .890 / .946
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from nlp.matcher import KnowledgeIndex, Match, QueryAnalysis
 
@@ -37,9 +38,9 @@ RANK_SHARE = 0.5
 RRF_K = 10
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """One entry (canonical: equivalents collapsed) with what each retriever made of it."""
+class Candidate(NamedTuple):
+    """One entry (canonical: equivalents collapsed) with what each retriever made of it (a tuple: made for
+    every question, several times faster than a dataclass)."""
 
     entry_id: str
     fused: float  # the fusion score the candidates are sorted by
@@ -74,7 +75,7 @@ def retrieve(index: KnowledgeIndex, normalized: str, muted: str | None, limit: i
     mend = query.corrections
     sylls = [mend.get(s, s) for s in query.syllables]
     kept = [mend.get(s, s) for s in query.muted_syllables] if query.muted_syllables is not None else None
-    lexical = _collapse_scores(index, index.lexical.search(sylls, kept, limit=DEPTH * 2))[:DEPTH]
+    lexical = _collapse_scores(index, index.lexical.search(sylls, kept, limit=DEPTH * 2), DEPTH)
     best_lexical = lexical[0][1] if lexical else 0.0
 
     found: dict[str, dict] = {}
@@ -110,7 +111,8 @@ def _collapse(index: KnowledgeIndex, matches: list[Match]) -> list[Match]:
     return out
 
 
-def _collapse_scores(index: KnowledgeIndex, scored: list[tuple[str, float]]) -> list[tuple[str, float]]:
+def _collapse_scores(index: KnowledgeIndex, scored: list[tuple[str, float]], limit: int) -> list[tuple[str, float]]:
+    """The first `limit` of `scored` with equivalents counted once, under the canonical id."""
     seen: set[str] = set()
     out: list[tuple[str, float]] = []
     for entry_id, score in scored:
@@ -118,4 +120,6 @@ def _collapse_scores(index: KnowledgeIndex, scored: list[tuple[str, float]]) -> 
         if canonical not in seen:
             seen.add(canonical)
             out.append((canonical, score))
+            if len(out) == limit:
+                break
     return out

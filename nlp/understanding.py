@@ -226,7 +226,7 @@ def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = Non
         return made(Outcome.SMALL_TALK, small_talk=talk)
 
     asks_more = bool(aspects) or bool(_FOLLOW_UP.search(reading.folded))
-    rest = index.content_weight(strip_aspect_phrases(reading.folded)) / index.unknown_idf
+    rest = index.content_weight(reading.retrieval.query.muted_syllables) / index.unknown_idf
     if last_entry_id is not None and last_entry_id in index.entries:
         # A question that plainly names another procedure changes the subject, however short it is.
         names_another = confident and best.entry_id != last_entry_id and best.alias_hit >= NEW_SUBJECT_ALIAS

@@ -1,8 +1,9 @@
 """The faster ways of reading a question (issue 11) give exactly what the plain ways gave: BM25 scores as
-bm25s computes them, the kind classifier's n-gram columns, what an entry's text mentions, the matcher's sums."""
+bm25s computes them, the kind classifier's n-gram columns, what an entry's text mentions, the matcher's sums, button data."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections import Counter
@@ -12,11 +13,25 @@ import bm25s
 import numpy as np
 import pytest
 
+from handlers.buttons import (
+    SEPARATOR,
+    AspectButton,
+    AttachButton,
+    BroadcastButton,
+    ButtonData,
+    FeedbackButton,
+    GroupButton,
+    GroupListButton,
+    ImportButton,
+    SubscribeButton,
+    _write,
+)
 from nlp import kinds
+from nlp.aspects import Aspect, strip_aspect_phrases
 from nlp.features import syllables
 from nlp.lexical import _TERM_IDS, B, K1, LexicalIndex, _Corpus, _document, _Numbers, _Scores, terms
 from nlp.matcher import COVER_MIN_WEIGHT
-from nlp.normalize import fold, normalize
+from nlp.normalize import CLAUSE_MARKS, fold, normalize, tokens, words
 
 BLIND = Path(__file__).resolve().parent.parent / "quality" / "blind_questions.jsonl"
 
@@ -67,12 +82,16 @@ def test_sublinear_tf_table_is_one_plus_log():
 
 def test_entry_mentions_are_its_texts_terms(index, questions):
     lexical: LexicalIndex = index.lexical
-    for entry_id in list(index.entries)[:20]:
+    entry_ids = list(index.entries)[:20]
+    known = {}
+    for entry_id in entry_ids:
         entry = index.entries[entry_id]
-        known = set(_document((entry.name, *entry.phrases, *entry.body)))
-        for question in questions[:30]:
-            numbers = [_TERM_IDS.get(t) for t in terms(syllables(fold(question)))] + [None]
-            assert lexical.mentions(entry_id, numbers) == [n is not None and n in known for n in numbers]
+        known[entry_id] = set(_document((entry.name, *entry.phrases, *entry.body)))
+    groups = [[entry_id] for entry_id in entry_ids] + [entry_ids[:2], entry_ids[5:8], []]
+    for question in questions[:30]:
+        numbers = [_TERM_IDS.get(t) for t in terms(syllables(fold(question)))] + [None]
+        expected = [[n is not None and any(n in known[e] for e in group) for n in numbers] for group in groups]
+        assert lexical.mentions(groups, numbers) == expected
 
 
 def test_matcher_sums_are_feature_by_feature_sums(index, questions):
@@ -86,3 +105,46 @@ def test_matcher_sums_are_feature_by_feature_sums(index, questions):
         total = sum(query.weights.values())
         for match in index.search(query, limit=10):
             assert match.cover == cover[index._ids.index(match.entry_id)] / total
+
+
+def _plain_pack(button: ButtonData) -> str:
+    """Button data as `pack` wrote it before it cached each class's fields."""
+    fields = dataclasses.fields(button)
+    values = [_write(getattr(button, f.name)) for f in fields]
+    while values and fields[len(values) - 1].default is not dataclasses.MISSING and \
+            getattr(button, fields[len(values) - 1].name) == fields[len(values) - 1].default:
+        values.pop()
+    return SEPARATOR.join([button.prefix, *values])
+
+
+@pytest.mark.parametrize("button", [
+    *(AspectButton("1.001193", aspect) for aspect in Aspect), FeedbackButton("2.000986", "up"), FeedbackButton("x", "down"),
+    GroupListButton(), GroupListButton(3), GroupButton("ho-tich"), GroupButton("ho-tich", 2), AttachButton(7, "1.001193"),
+    SubscribeButton("areas"), SubscribeButton("a", "ha-noi"), SubscribeButton("t", ""), BroadcastButton("at", "area:ha-noi"),
+    ImportButton("yes"),
+])
+def test_button_data_packs_as_the_plain_way(button):
+    assert button.pack() == _plain_pack(button)
+
+
+def test_follow_up_weight_reads_the_syllables_of_the_muted_question(index, questions):
+    for question in questions:
+        muted = strip_aspect_phrases(fold(question))
+        assert index.analyse(question, muted=muted).muted_syllables == syllables(muted)
+
+
+def test_known_terms_are_those_of_some_entry_text(index):
+    lexical: LexicalIndex = index.lexical
+    every = set()
+    for entry in index.entries.values():
+        every.update(_document((entry.name, *entry.phrases, *entry.body)))
+    for term, number in list(_TERM_IDS.items())[:5000]:
+        assert lexical.knows(term) == (number in every)
+    assert not lexical.knows("no_such_term")
+
+
+@pytest.mark.parametrize("extra", ["tp.hcm… c/o, 85/2019/tt-btc; km/h!", "doanh nghiệp/tổ chức - hết niên hạn/hư hỏng?"])
+def test_words_are_the_tokens_without_clause_marks(questions, extra):
+    """The matcher reads a question's misspelt forms from its tokens instead of cutting its words again."""
+    for text in [*questions, normalize(extra)]:
+        assert words(text) == [t for t in tokens(text) if t not in CLAUSE_MARKS]
