@@ -268,6 +268,11 @@ def _probabilities(folded: str) -> tuple[float, ...]:
     return tuple(float(p) for p in _get_model().probabilities(folded))
 
 
+def forget_scores() -> None:
+    """Drop the remembered scores of earlier questions (a benchmark times every question from scratch)."""
+    _probabilities.cache_clear()
+
+
 def aspect_scores(folded: str) -> dict[Aspect, float]:
     """How likely each aspect is the one asked first (they sum to 1), most likely first."""
     return dict(sorted(zip(_ASPECTS, _probabilities(folded)), key=lambda pair: -pair[1]))

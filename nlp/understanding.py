@@ -20,8 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from nlp.aspects import Aspect, detect_aspects, strip_aspect_phrases
+from nlp.aspects import Aspect, detect_aspects, forget_scores, strip_aspect_phrases
 from nlp.decision import DecisionModel, decision_model
+from nlp.features import compounds
 from nlp.kinds import QuestionKind, decide, kind_scores
 from nlp.matcher import KnowledgeIndex
 from nlp.normalize import fold, normalize, words
@@ -119,6 +120,13 @@ class Understanding:
     @property
     def candidate_ids(self) -> list[str]:
         return [c.entry_id for c in self.candidates]
+
+
+def forget_earlier_questions() -> None:
+    """Drop what reading earlier questions left in caches (the tokenizer's words, the aspect model's scores),
+    so that a benchmark times every question from scratch, as a new question is read."""
+    compounds.cache_clear()
+    forget_scores()
 
 
 def read_question(text: str, index: KnowledgeIndex,

@@ -18,7 +18,7 @@ from handlers import build_router
 from handlers.messages import Incoming
 from knowledge.catalog import Catalog
 from knowledge.loader import open_knowledge_base
-from nlp.features import compounds
+from nlp.understanding import forget_earlier_questions
 
 
 @dataclass
@@ -64,7 +64,7 @@ def run_bench(settings: Settings, path: Path, passes: int = 5) -> BenchResult:
             t0 = time.perf_counter_ns()
             word_tokenize(q)
             t1 = time.perf_counter_ns()
-            compounds.cache_clear()
+            forget_earlier_questions()
             router.handle(Incoming("bench", f"{n}-{i}", "bench", q))
             t2 = time.perf_counter_ns()
             tokenizer.append((t1 - t0) / 1e6)
@@ -145,7 +145,7 @@ def _measure_size(size: int, national_path: str | None, questions: list[str], qu
     times = []
     for n in range(3):
         for i, q in enumerate(questions):
-            compounds.cache_clear()
+            forget_earlier_questions()
             t0 = time.perf_counter_ns()
             router.handle(Incoming("bench", f"{n}-{i}", "bench", q))
             times.append((time.perf_counter_ns() - t0) / 1e6)

@@ -79,7 +79,7 @@ async def _burst(router, chats: int, flood_limit: bool, workers: int = 0) -> dic
     from telegram.constants import FloodLimit
 
     from channels import telegram as tg
-    from nlp.features import compounds
+    from nlp.understanding import forget_earlier_questions
 
     questions = _questions()
     warm, burst = questions[-WARM_UP:], [questions[i % (len(questions) - WARM_UP)] for i in range(chats)]
@@ -103,7 +103,7 @@ async def _burst(router, chats: int, flood_limit: bool, workers: int = 0) -> dic
             await fake.wait_for(lambda: all(fake.sent.get(-1 - i) for i in range(len(warm))), 90, lambda: "warm-up")
             if flood_limit:
                 await asyncio.sleep(1.1)  # let the flood window of the warm-up pass
-            compounds.cache_clear()  # no question of the burst is answered from the tokenizer's cache
+            forget_earlier_questions()  # no question of the burst is answered from an earlier one's caches
             throttled_before = fake.throttled
             start = time.perf_counter()
             pushed = {chat: fake.push_text(chat, burst[chat - 1])["update_id"] for chat in range(1, chats + 1)}
