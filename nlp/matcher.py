@@ -299,7 +299,6 @@ class KnowledgeIndex:
             """A word is not mended to fit one neighbour when it makes a pair with the other."""
             return paired(i, j) or a_word(i, j, folded_too=False)
 
-
         # Context is read as written, never as mended, and a syllable that makes a known pair with its
         # other neighbour is no typo: mending "thời hạn sang tên xe" pair by pair changed "sang" to fit
         # "hạn" ("hạn bằng") and then "tên" to fit the new "bằng" ("bằng tiền").
