@@ -314,10 +314,10 @@ _ASPECT_PHRASES = re.compile(r"\b(?:" + "|".join([  # noqa: FLY002 (one phrase a
     r"le phi", r"phi", r"bao nhieu tien", r"(?:het|mat|ton) (?:bao nhieu|tien)", r"chi phi", r"mien phi", r"gia (?:bao nhieu|ca|tien)",
     r"nop phi", r"tra phi", r"ton kem", r"giam phi",
     # duration
-    r"(?:mat |het )?bao lau", r"(?:mat )?may ngay", r"bao nhieu ngay", r"may hom", r"may thang", r"thoi gian", r"thoi han",
+    r"(?:mat |het )?bao lau", r"(?:mat )?may ngay", r"bao nhieu ngay", r"may hom", r"may thang", r"(?:thoi gian|thoi han)(?: giai quyet| xu ly)?",
     r"bao gio", r"khi nao", r"trong ngay", r"ngay lam viec", r"lau khong", r"nhanh khong",
     # documents
-    r"giay to", r"ho so gom", r"thanh phan ho so", r"can (?:nhung )?gi", r"(?:mang|nop|chuan bi)(?: theo)?(?: nhung)? gi",
+    r"giay to", r"ho so gom", r"thanh phan ho so", r"can (?:nhung )?gi", r"(?:mang|nop|chuan bi)(?: theo)?(?: nhung)? gi", r"chuan bi",
     r"ban goc", r"ban photo",
     # place
     r"o dau", r"(?:di|ra|den|len|toi|nop|lam) dau", r"cho nao", r"noi nao", r"co quan nao", r"nop tai", r"lam tai", r"tai dau",

@@ -112,6 +112,17 @@ class KnowledgeIndex:
         for entry in entries:
             canonical = self._alias_of.get(entry.id, entry.id)
             self._members[canonical] = (*self._members.get(canonical, ()), entry.id)
+        # Names that two different procedures both carry ("đăng ký cư trú": temporary and permanent
+        # registration), folded, for each procedure that carries one: a question naming one names neither.
+        owners: dict[tuple[str, ...], set[str]] = defaultdict(set)
+        for entry in entries:
+            for alias in entry.aliases:
+                owners[tuple(fold(w) for w in index_words(alias))].add(self._alias_of.get(entry.id, entry.id))
+        self.shared_names: dict[str, list[tuple[tuple[str, ...], frozenset[str]]]] = defaultdict(list)
+        for name, ids in owners.items():
+            if len(ids) > 1 and name:
+                for entry_id in ids:
+                    self.shared_names[entry_id].append((name, frozenset(ids)))
         phrase_owner: list[str] = []
         phrase_feats: list[set[str]] = []
         entry_feats: dict[str, set[str]] = defaultdict(set)

@@ -198,17 +198,23 @@ _SURE = (0.40, 0.015)  # score, gap
 
 
 def _named(ranked: list[Candidate], content: float) -> dict[str, float]:
-    """Whether the earlier rule found the matcher's best entry named, and would have answered with it."""
-    by_matcher = sorted((c for c in ranked if c.matcher_rank is not None), key=lambda c: c.matcher_rank)
-    if not by_matcher:
+    """Whether the earlier rule finds the best candidate named, and would have answered with it. Its own
+    names are read even when BM25 put it first: "mất hộ chiếu phổ thông" names the lost-passport report
+    whether or not the matcher ranked "cấp hộ chiếu phổ thông" above it."""
+    if not ranked or ranked[0].matcher_rank is None:
         return {"named": 0.0, "rule_answer": 0.0}
-    best = by_matcher[0]
-    gap = best.score - (by_matcher[1].score if len(by_matcher) > 1 else 0.0)
+    best = ranked[0]
+    by_matcher = sorted((c for c in ranked if c.matcher_rank is not None), key=lambda c: c.matcher_rank)
+    runner_up = next((c.score for c in by_matcher if c is not best), 0.0)
+    gap = best.score - runner_up
     score, big_gap, alias, words_ = _DOMINANT
     named = best.alias_hit >= _NAMED_ALIAS or best.phrase >= _NAMED_PHRASE or (
         best.score >= score and gap >= big_gap and best.alias_hit >= alias and content >= words_)
-    sure = named and best.score >= _SURE[0] and gap >= _SURE[1] and best is ranked[0]
-    return {"named": float(named and best is ranked[0]), "rule_answer": float(sure)}
+    # ... but not when the matcher's own choice names itself more fully ("làm hộ chiếu online" contains
+    # all of "làm hộ chiếu" and only half of "báo mất hộ chiếu").
+    named = named and best.alias_hit >= by_matcher[0].alias_hit
+    sure = named and best.score >= _SURE[0] and gap >= _SURE[1]
+    return {"named": float(named), "rule_answer": float(sure)}
 
 
 def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = None,
@@ -237,7 +243,8 @@ def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = Non
     rest = index.content_weight(reading.retrieval.query.muted_syllables) / index.unknown_idf
     if last_entry_id is not None and last_entry_id in index.entries:
         # A question that plainly names another procedure changes the subject, however short it is.
-        names_another = confident and best.entry_id != last_entry_id and best.alias_hit >= NEW_SUBJECT_ALIAS
+        names_another = (confident and best.entry_id != last_entry_id and best.alias_hit >= NEW_SUBJECT_ALIAS
+                         and _names_beyond_aspects(reading, index, best.entry_id))
         if asks_more and rest < FOLLOW_UP_CONTENT and not names_another:
             return made(Outcome.ANSWER, last_entry_id, follow_up=True, aspects=aspects or (Aspect.OVERVIEW,))
     elif asks_more and reading.content < MIN_CONTENT:
@@ -246,7 +253,7 @@ def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = Non
     kind = reading.kind
     if kind == QuestionKind.STATUS and not confident:
         return made(Outcome.STATUS, shown=())
-    family = _family(reading)
+    family = _family(reading) or _sharing_a_name(reading, index)
     if len(family) > 1:
         return made(Outcome.CLARIFY, shown=family[:3])
     if confident and kind != QuestionKind.LAW:
@@ -257,6 +264,15 @@ def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = Non
     if p >= model.choices_at:
         return made(Outcome.CLARIFY, shown=ranked[:3])
     return made(Outcome.UNKNOWN)
+
+
+def _names_beyond_aspects(reading: Reading, index: KnowledgeIndex, entry_id: str) -> bool:
+    """Whether the question still names the entry once its aspect phrases are taken out: "gửi về nhà qua
+    bưu điện được không" after a passport question asks how the passport comes back, not about the post
+    office topic, whose names are the aspect's own words."""
+    muted = strip_aspect_phrases(reading.folded)
+    found = retrieve(index, muted, muted=None).candidates if muted.strip() else []
+    return any(c.entry_id == entry_id and c.alias_hit >= NEW_SUBJECT_ALIAS for c in found[:1])
 
 
 # How far down the fused list runners-up are read when ordering the choices (as at fitting).
@@ -293,6 +309,24 @@ def _family(reading: Reading) -> tuple[Candidate, ...]:
     if any(c.phrase >= FAMILY_PHRASE for c in ranked[:5]):
         return ()
     return tuple(c for c in ranked[:5] if c.cover >= FAMILY_COVER)
+
+
+def _sharing_a_name(reading: Reading, index: KnowledgeIndex) -> tuple[Candidate, ...]:
+    """The candidates that carry a name the question uses, when the first two both carry it and the first
+    names itself no better: "thời hạn đăng ký cư trú" could be temporary or permanent registration."""
+    ranked = reading.candidates
+    if len(ranked) < 2 or ranked[0].alias_hit > ranked[1].alias_hit:
+        return ()
+    asked = [fold(w) for w in words(reading.normalized)]
+    for name, owners in index.shared_names.get(ranked[0].entry_id, ()):
+        if ranked[1].entry_id in owners and _contains(asked, name):
+            return tuple(c for c in ranked[:5] if c.entry_id in owners)
+    return ()
+
+
+def _contains(asked: list[str], name: tuple[str, ...]) -> bool:
+    n = len(name)
+    return any(tuple(asked[i:i + n]) == name for i in range(len(asked) - n + 1))
 
 
 def _small_talk(folded: str) -> SmallTalk | None:

@@ -217,8 +217,31 @@ def test_residence_registration_as_an_umbrella_term_offers_temporary_and_permane
     assert {"1.004194", "1.004222"} <= {d.split(":")[1] for d in choice_buttons(reply)}
 
 
+def test_a_name_two_procedures_share_offers_both_whatever_else_is_asked(router):
+    """"Thời gian giải quyết đăng ký cư trú": the shared name is read as such even when the rest of the
+    question is about duration (an aspect), not only when it is asked alone."""
+    reply = Chat(router, "cu-tru-time").ask("thời gian giải quyết đăng ký cư trú mất bao lâu")
+    assert reply.entry_id is None
+    assert {d.split(":")[1] for d in choice_buttons(reply)} == {"1.004194", "1.004222"}
+
+
+@pytest.mark.parametrize("question", ["mất hộ chiếu phổ thông thì phải báo trong mấy ngày", "mất hộ chiếu phổ thông báo ở đâu"])
+def test_a_question_naming_the_lost_passport_report_is_answered_with_it(chat, question):
+    """The question contains the whole name "mất hộ chiếu": it names that report even when the matcher alone
+    put "cấp hộ chiếu phổ thông" first (it used to be offered as one of two choices)."""
+    assert chat.ask(question).entry_id == "1.010386"
+
+
+def test_a_bare_aspect_question_about_the_post_stays_on_the_procedure(chat):
+    """"Gửi về nhà qua bưu điện được không" after a passport question asks how the passport comes back: the
+    post office topic's name is only the aspect's own words, so the subject does not change."""
+    assert chat.ask("Làm hộ chiếu lần đầu hết bao nhiêu tiền ạ").entry_id == "1.001456"
+    assert chat.ask("làm xong có gửi về nhà qua bưu điện được không hay phải lên lấy").entry_id == "1.001456"
+
+
 @pytest.mark.parametrize(("question", "entry_id"), [
     ("sắp lấy vợ thì phải làm thủ tục gì, cần giấy tờ gì", "1.000894"),
+    ("lấy vợ cùng phường thì phải chuẩn bị những giấy tờ gì", "1.000894"),
     ("con gái tôi lấy chồng Hàn Quốc thì đăng ký ở đâu", "2.000806"),
 ])
 def test_marrying_in_everyday_words_finds_marriage_registration(chat, question, entry_id):
