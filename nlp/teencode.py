@@ -50,7 +50,8 @@ TEENCODE: dict[str, str] = {
     "dvctt": "dịch vụ công trực tuyến", "bpmc": "bộ phận một cửa", "shk": "sổ hộ khẩu",
     "pasport": "hộ chiếu", "passport": "hộ chiếu", "passpord": "hộ chiếu",
     "vneid": "vneid", "vnid": "vneid", "vneld": "vneid", "vssid": "vssid", "bđ": "bưu điện",
-    "vnpost": "bưu điện", "cax": "công an xã",
+    "vnpost": "bưu điện", "cax": "công an xã", "csdl": "cơ sở dữ liệu", "csdlqg": "cơ sở dữ liệu quốc gia",
+    "đdđt": "định danh điện tử", "đddt": "định danh điện tử", "dddt": "định danh điện tử", "cks": "chữ ký số",
     "cmnd9": "chứng minh nhân dân 9 số", "ctv": "cộng tác viên", "tp": "thành phố",
     # abbreviations in citizens' questions about insurance, land, business, security, trade
     "antt": "an ninh trật tự", "bhtn": "bảo hiểm thất nghiệp", "bhtnlđ": "bảo hiểm tai nạn lao động",

@@ -183,6 +183,8 @@ def test_entries_carry_their_body_for_bm25(national):
     ("khôngggg", "không"),
     ("giữ ANTT", "giữ an ninh trật tự"),
     ("giấy ANTT", "giấy chứng nhận đủ điều kiện về an ninh trật tự"),
+    ("thông tin trong CSDL bị sai", "thông tin trong cơ sở dữ liệu bị sai"),
+    ("tài khoản ĐDĐT", "tài khoản định danh điện tử"),
 ])
 def test_abbreviations_are_expanded(typed, meant):
     assert normalize(typed) == meant
