@@ -142,15 +142,18 @@ def read_question(text: str, index: KnowledgeIndex,
     kinds = kinds_of(normalized)
     content = retrieval.query.content_weight / index.unknown_idf
     unexplained = tuple(index.unexplained(retrieval.query, [c.entry_id for c in retrieval.candidates[:CHOICE_DEPTH]]))
+    known_content = max(retrieval.query.content_weight - retrieval.query.unknown_weight, 0.0) / index.unknown_idf
     features = decision_features(retrieval, kinds, content, len(words(normalized)), len(index.entries),
-                                 unexplained[0] if unexplained else (1.0, 0.0))
+                                 unexplained[0] if unexplained else (1.0, 0.0), known_content)
     return Reading(normalized, folded, aspects, retrieval, kinds, content, features, unexplained)
 
 
 def decision_features(retrieval: Retrieval, kinds: dict[QuestionKind, float], content: float, n_words: int,
-                      n_entries: int, unexplained: tuple[float, float]) -> dict[str, float]:
+                      n_entries: int, unexplained: tuple[float, float], known_content: float) -> dict[str, float]:
     """What the decision model reads about the best candidate and the question (the same at fitting);
-    `unexplained`: what of the question the best entry's whole text never mentions (share, heaviest)."""
+    `unexplained`: what of the question the best entry's whole text never mentions (share, heaviest);
+    `known_content`: the content of the words some entry's names know ("ốm đau" against the starter
+    entries says nothing of which entry is meant, and must not make "chế độ" look like a name)."""
     ranked = retrieval.candidates
     best = ranked[0] if ranked else None
     rest = ranked[1:]
@@ -175,7 +178,7 @@ def decision_features(retrieval: Retrieval, kinds: dict[QuestionKind, float], co
         }
     return {
         **top,
-        **_named(ranked, content),
+        **_named(ranked, known_content),
         "content": math.log1p(content),
         "unknown_share": query.unknown_weight / total,
         "words": math.log1p(n_words),

@@ -232,6 +232,12 @@ def test_a_question_naming_the_lost_passport_report_is_answered_with_it(chat, qu
     assert chat.ask(question).entry_id == "1.010386"
 
 
+def test_sickness_benefits_are_not_answered_with_maternity_benefits(chat):
+    """No starter entry is about sickness benefits; "chế độ" alone names maternity benefits' "chế độ thai
+    sản", and "ốm đau", which no entry's names know, must not make that look like a name."""
+    assert chat.ask("chế độ ốm đau").entry_id is None
+
+
 def test_a_bare_aspect_question_about_the_post_stays_on_the_procedure(chat):
     """"Gửi về nhà qua bưu điện được không" after a passport question asks how the passport comes back: the
     post office topic's name is only the aspect's own words, so the subject does not change."""
