@@ -318,10 +318,11 @@ def _sharing_a_name(reading: Reading, index: KnowledgeIndex) -> tuple[Candidate,
     """The candidates that carry a name the question uses, when the first two both carry it and the first
     names itself no better: "thời hạn đăng ký cư trú" could be temporary or permanent registration."""
     ranked = reading.candidates
-    if len(ranked) < 2 or ranked[0].alias_hit > ranked[1].alias_hit:
+    shared = index.shared_names.get(ranked[0].entry_id) if ranked else None
+    if not shared or len(ranked) < 2 or ranked[0].alias_hit > ranked[1].alias_hit:
         return ()
     asked = [fold(w) for w in words(reading.normalized)]
-    for name, owners in index.shared_names.get(ranked[0].entry_id, ()):
+    for name, owners in shared:
         if ranked[1].entry_id in owners and _contains(asked, name):
             return tuple(c for c in ranked[:5] if c.entry_id in owners)
     return ()
