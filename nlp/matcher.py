@@ -118,11 +118,12 @@ class KnowledgeIndex:
         for entry in entries:
             for alias in entry.aliases:
                 owners[tuple(fold(w) for w in index_words(alias))].add(self._alias_of.get(entry.id, entry.id))
-        self.shared_names: dict[str, list[tuple[tuple[str, ...], frozenset[str]]]] = defaultdict(list)
+        shared: dict[str, list[tuple[tuple[str, ...], frozenset[str]]]] = defaultdict(list)
         for name, ids in owners.items():
             if len(ids) > 1 and name:
                 for entry_id in ids:
-                    self.shared_names[entry_id].append((name, frozenset(ids)))
+                    shared[entry_id].append((name, frozenset(ids)))
+        self.shared_names = {entry_id: tuple(names) for entry_id, names in shared.items()}
         phrase_owner: list[str] = []
         phrase_feats: list[set[str]] = []
         entry_feats: dict[str, set[str]] = defaultdict(set)
