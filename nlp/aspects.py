@@ -20,8 +20,8 @@ import math
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
 from itertools import pairwise
@@ -81,7 +81,10 @@ def _words(folded: str) -> list[str]:
 
 def _word_grams(folded: str) -> list[str]:
     """Word 1-3-grams: "le phi", "o dau", "bao lau thi co"."""
-    words = _words(folded)
+    return _word_grams_of(_words(folded))
+
+
+def _word_grams_of(words: list[str]) -> list[str]:
     grams = list(words)
     for n in (2, 3):
         grams.extend(" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
@@ -97,7 +100,10 @@ def _char_grams(folded: str) -> list[str]:
 def _edge_grams(folded: str) -> list[str]:
     """Word 1-2-grams of the first and last few words, marked: headings name the aspect first ("Thời gian cấp ...?"),
     questions last ("... thì cần giấy gì"), however long the procedure's name or the story in between."""
-    words = _words(folded)
+    return _edge_grams_of(_words(folded))
+
+
+def _edge_grams_of(words: list[str]) -> list[str]:
     head, end = words[:_HEAD_WORDS], words[-_END_WORDS:]
     grams = [f"^{w}" for w in head] + [f"^{a} {b}" for a, b in pairwise(head)]
     return grams + [f"{w}$" for w in end] + [f"{a} {b}$" for a, b in pairwise(end)]
@@ -116,25 +122,95 @@ class _Space:
     idf: np.ndarray  # (features,)
     weights: np.ndarray  # (features, aspects): space weight x idf x the model's coefficients
 
-    def logits(self, folded: str) -> np.ndarray | None:
-        counts = Counter(g for g in self.analyzer(folded) if g in self.index)
-        if not counts:
+    def logits(self, columns: list[int]) -> np.ndarray | None:
+        """The space's share of the decision values for a text's feature columns (those `analyzer` makes and
+        `index` knows, in the order it makes them)."""
+        if not columns:
             return None
-        rows = np.fromiter((self.index[g] for g in counts), dtype=np.int64, count=len(counts))
+        distinct = dict.fromkeys(columns)
+        rows = np.fromiter(distinct, dtype=np.int64, count=len(distinct))
+        if len(distinct) == len(columns):
+            # Nearly every question has each feature once: then tf is 1 (1 + log 1) and the tf-idf is the idf itself.
+            norm = math.sqrt(float(np.sum(self.idf[rows] ** 2)))
+            return np.full(len(rows), 1.0 / norm) @ self.weights[rows]
+        counts = Counter(columns)
         tf = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
         norm = math.sqrt(float(np.sum((tf * self.idf[rows]) ** 2)))
         return (tf / norm) @ self.weights[rows]
+
+
+class _GramColumns:
+    """The columns of the grams an analyzer makes of a text's words, in the order it makes them."""
+
+    def __init__(self, grams_of: Callable[[list[str]], list[str]], index: dict[str, int]) -> None:
+        self.grams_of = grams_of
+        self.index = index
+
+    def __call__(self, words: list[str]) -> list[int]:
+        get = self.index.get
+        return [column for gram in self.grams_of(words) if (column := get(gram)) is not None]
+
+
+class _CharColumns:
+    """The columns of `_char_grams`, made mostly of lists worked out at start.
+
+    The text is its words between single spaces, so a character n-gram (n <= 4) either lies within one word
+    padded with its two spaces, or spans the one space between two words. The first kind, for every word the
+    model knows (nearly every word of a question), is listed once at start; only the second kind, a few a
+    text, is cut and looked up per question. Put back in text order, size by size, they are the analyzer's."""
+
+    def __init__(self, index: dict[str, int], known_words: Iterable[str]) -> None:
+        if max(_CHAR_SIZES) > 4:  # " a b " (5 characters) would span three words
+            raise ValueError("character n-grams longer than 4 are not split by word")
+        self.index = index
+        self.by_word = {word: self._within(word) for word in known_words}
+
+    def _within(self, word: str) -> tuple[list[int], ...]:
+        """Columns of the n-grams of one padded word, for each size."""
+        padded, get = f" {word} ", self.index.get
+        return tuple([column for i in range(len(padded) - n + 1) if (column := get(padded[i:i + n])) is not None]
+                     for n in _CHAR_SIZES)
+
+    def __call__(self, words: list[str]) -> list[int]:
+        text, get = f" {' '.join(words)} ", self.index.get
+        within = [self.by_word.get(word) or self._within(word) for word in words]
+        columns: list[int] = []
+        for size, n in enumerate(_CHAR_SIZES):
+            space = 0  # where the space before the current word is
+            for word, own in zip(words, within):
+                # The n-grams that have this space inside them, not at an end: they start up to n - 2 characters before it.
+                for start in range(space - n + 2, space) if space else ():
+                    if (column := get(text[start:start + n])) is not None:
+                        columns.append(column)
+                columns += own[size]
+                space += len(word) + 1
+        return columns
+
+
+def _column_finders(spaces: tuple[_Space, ...]) -> tuple[Callable[[list[str]], list[int]], ...]:
+    """For each space, what finds a text's columns from its words (the words are cut once for all spaces)."""
+    words = next((space.index for space in spaces if space.analyzer is _word_grams), {})
+    known_words = [term for term in words if " " not in term]
+    finders = {_word_grams: lambda index: _GramColumns(_word_grams_of, index),
+               _edge_grams: lambda index: _GramColumns(_edge_grams_of, index),
+               _char_grams: lambda index: _CharColumns(index, known_words)}
+    return tuple(finders[space.analyzer](space.index) for space in spaces)
 
 
 @dataclass(frozen=True)
 class _Model:
     spaces: tuple[_Space, ...]
     intercept: np.ndarray  # (aspects,)
+    columns: tuple[Callable[[list[str]], list[int]], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "columns", _column_finders(self.spaces))
 
     def probabilities(self, folded: str) -> np.ndarray:
+        words = _words(folded)
         z = self.intercept.copy()
-        for space in self.spaces:
-            part = space.logits(folded)
+        for space, columns_of in zip(self.spaces, self.columns):
+            part = space.logits(columns_of(words))
             if part is not None:
                 z += part
         z = np.exp(z - z.max())
