@@ -16,7 +16,6 @@ bao lâu thì được rút BHXH") are conditions; only the office's processing 
 from __future__ import annotations
 
 import logging
-import math
 import re
 import threading
 from collections import Counter
@@ -115,28 +114,13 @@ _SPACES: tuple[tuple[Callable[[str], list[str]], float], ...] = ((_word_grams, 1
 
 @dataclass(frozen=True)
 class _Space:
-    """One TF-IDF feature space (sublinear tf, l2-normalised, then weighted) with the model's coefficients folded in."""
+    """One TF-IDF feature space (sublinear tf, l2-normalised, then weighted) with the model's coefficients folded in:
+    `analyzer` cuts a text's grams (fitting reads them), `_Model` finds their columns faster."""
 
     analyzer: Callable[[str], list[str]]
     index: dict[str, int]
     idf: np.ndarray  # (features,)
     weights: np.ndarray  # (features, aspects): space weight x idf x the model's coefficients
-
-    def logits(self, columns: list[int]) -> np.ndarray | None:
-        """The space's share of the decision values for a text's feature columns (those `analyzer` makes and
-        `index` knows, in the order it makes them)."""
-        if not columns:
-            return None
-        distinct = dict.fromkeys(columns)
-        rows = np.fromiter(distinct, dtype=np.int64, count=len(distinct))
-        if len(distinct) == len(columns):
-            # Nearly every question has each feature once: then tf is 1 (1 + log 1) and the tf-idf is the idf itself.
-            norm = math.sqrt(float(np.sum(self.idf[rows] ** 2)))
-            return np.full(len(rows), 1.0 / norm) @ self.weights[rows]
-        counts = Counter(columns)
-        tf = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
-        norm = math.sqrt(float(np.sum((tf * self.idf[rows]) ** 2)))
-        return (tf / norm) @ self.weights[rows]
 
 
 class _GramColumns:
@@ -188,31 +172,53 @@ class _CharColumns:
 
 
 def _column_finders(spaces: tuple[_Space, ...]) -> tuple[Callable[[list[str]], list[int]], ...]:
-    """For each space, what finds a text's columns from its words (the words are cut once for all spaces)."""
+    """For each space, what finds a text's columns from its words, numbered across all spaces (the second
+    space's first column follows the first space's last)."""
     words = next((space.index for space in spaces if space.analyzer is _word_grams), {})
     known_words = [term for term in words if " " not in term]
     finders = {_word_grams: lambda index: _GramColumns(_word_grams_of, index),
                _edge_grams: lambda index: _GramColumns(_edge_grams_of, index),
                _char_grams: lambda index: _CharColumns(index, known_words)}
-    return tuple(finders[space.analyzer](space.index) for space in spaces)
+    out, start = [], 0
+    for space in spaces:
+        out.append(finders[space.analyzer]({gram: start + column for gram, column in space.index.items()}))
+        start += len(space.index)
+    return tuple(out)
 
 
 @dataclass(frozen=True)
 class _Model:
     spaces: tuple[_Space, ...]
     intercept: np.ndarray  # (aspects,)
+    # The spaces side by side, so that a text is scored with one look-up and one product rather than one a space.
     columns: tuple[Callable[[list[str]], list[int]], ...] = field(init=False, repr=False, compare=False)
+    space_of: np.ndarray = field(init=False, repr=False, compare=False)  # (columns,): the space of each column
+    idf: np.ndarray = field(init=False, repr=False, compare=False)  # (columns,)
+    weights: np.ndarray = field(init=False, repr=False, compare=False)  # (columns, aspects)
 
     def __post_init__(self) -> None:
+        sizes = [len(space.index) for space in self.spaces]
         object.__setattr__(self, "columns", _column_finders(self.spaces))
+        object.__setattr__(self, "space_of", np.repeat(np.arange(len(sizes), dtype=np.intp), sizes))
+        object.__setattr__(self, "idf", np.concatenate([space.idf for space in self.spaces]) if sizes else np.zeros(0))
+        object.__setattr__(self, "weights", np.vstack([space.weights for space in self.spaces]) if sizes else
+                           np.zeros((0, len(self.intercept))))
 
     def probabilities(self, folded: str) -> np.ndarray:
+        """Each space's tf-idf (sublinear tf), l2-normalised within the space, times the weights, plus the intercept."""
         words = _words(folded)
-        z = self.intercept.copy()
-        for space, columns_of in zip(self.spaces, self.columns):
-            part = space.logits(columns_of(words))
-            if part is not None:
-                z += part
+        columns: list[int] = []
+        for columns_of in self.columns:
+            columns += columns_of(words)
+        z = self.intercept
+        if columns:
+            counts = Counter(columns)
+            rows = np.fromiter(counts, dtype=np.intp, count=len(counts))
+            tf = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
+            tf_idf = tf * self.idf[rows]
+            space = self.space_of[rows]
+            norms = np.sqrt(np.bincount(space, weights=tf_idf * tf_idf, minlength=len(self.spaces)))
+            z = z + (tf / norms[space]) @ self.weights[rows]
         z = np.exp(z - z.max())
         return z / z.sum()
 
