@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
-from itertools import pairwise
+from itertools import accumulate, pairwise
 from pathlib import Path
 
 import numpy as np
@@ -141,33 +141,31 @@ class _CharColumns:
     The text is its words between single spaces, so a character n-gram (n <= 4) either lies within one word
     padded with its two spaces, or spans the one space between two words. The first kind, for every word the
     model knows (nearly every word of a question), is listed once at start; only the second kind, a few a
-    text, is cut and looked up per question. Put back in text order, size by size, they are the analyzer's."""
+    text, is cut and looked up per question. They come word by word, not in the analyzer's order: a text's
+    counts are the same."""
 
     def __init__(self, index: dict[str, int], known_words: Iterable[str]) -> None:
         if max(_CHAR_SIZES) > 4:  # " a b " (5 characters) would span three words
             raise ValueError("character n-grams longer than 4 are not split by word")
         self.index = index
+        # Where the n-grams around a space start, before it: inside them, not at an end (" a b": one before).
+        self.around = [(before, n) for n in _CHAR_SIZES for before in range(n - 2, 0, -1)]
         self.by_word = {word: self._within(word) for word in known_words}
 
-    def _within(self, word: str) -> tuple[list[int], ...]:
-        """Columns of the n-grams of one padded word, for each size."""
+    def _within(self, word: str) -> list[int]:
+        """Columns of the n-grams of one word padded with its spaces."""
         padded, get = f" {word} ", self.index.get
-        return tuple([column for i in range(len(padded) - n + 1) if (column := get(padded[i:i + n])) is not None]
-                     for n in _CHAR_SIZES)
+        return [column for n in _CHAR_SIZES for i in range(len(padded) - n + 1) if (column := get(padded[i:i + n])) is not None]
 
     def __call__(self, words: list[str]) -> list[int]:
-        text, get = f" {' '.join(words)} ", self.index.get
-        within = [self.by_word.get(word) or self._within(word) for word in words]
         columns: list[int] = []
-        for size, n in enumerate(_CHAR_SIZES):
-            space = 0  # where the space before the current word is
-            for word, own in zip(words, within):
-                # The n-grams that have this space inside them, not at an end: they start up to n - 2 characters before it.
-                for start in range(space - n + 2, space) if space else ():
-                    if (column := get(text[start:start + n])) is not None:
-                        columns.append(column)
-                columns += own[size]
-                space += len(word) + 1
+        for word in words:
+            found = self.by_word.get(word)
+            columns += found if found is not None else self._within(word)
+        text, get = f" {' '.join(words)} ", self.index.get
+        spaces = accumulate(len(word) + 1 for word in words[:-1])  # where the space after each word but the last is
+        columns += [column for space in spaces for before, n in self.around
+                    if (column := get(text[space - before:space - before + n])) is not None]
         return columns
 
 
