@@ -130,8 +130,8 @@ class LexicalIndex:
         entry_terms = {entry_id: np.unique(np.concatenate([np.asarray(name, dtype=np.int64), np.asarray(body, dtype=np.int64)]))
                        for entry_id, name, body in zip(self.ids, name_docs, body_docs)}
         self._position = {entry_id: position for position, entry_id in enumerate(entry_terms)}
-        pairs = [(position << 32) | terms for position, terms in enumerate(entry_terms.values())]
-        self._pairs = np.concatenate(pairs) if pairs else np.zeros(0, dtype=np.int64)
+        self._pairs = np.concatenate([np.zeros(0, dtype=np.int64)] + [(position << 32) | terms for position, terms in
+                                                                     enumerate(entry_terms.values())])
         # Every term some entry's text has, one byte per term number (looked up several times a question, a
         # byte is read faster than an array searched): a pair of words written there is a pair, not a typo (`knows`).
         known = np.zeros(self._size, dtype=np.uint8)
