@@ -124,18 +124,15 @@ class LexicalIndex:
         # A field with no text at all (entries given without a body) is left out: BM25 cannot average nothing.
         self._fields = [(self._bm25(docs), weight) for docs, weight in ((name_docs, 1.0), (body_docs, BODY_WEIGHT))
                         if any(docs)]
-        # Each entry's distinct terms, sorted (about 4 MB for the national catalogue), all in one sorted array of
-        # (entry, term) pairs, the entry's position in the high 32 bits: what a question's terms the entries of
-        # some candidates mention is then one search in one array, not a set built per question, nor a search an entry.
-        entry_terms = {entry_id: np.unique(np.concatenate([np.asarray(name, dtype=np.int64), np.asarray(body, dtype=np.int64)]))
-                       for entry_id, name, body in zip(self.ids, name_docs, body_docs)}
-        self._position = {entry_id: position for position, entry_id in enumerate(entry_terms)}
-        self._pairs = np.concatenate([np.zeros(0, dtype=np.int64)] + [(position << 32) | terms for position, terms in
-                                                                     enumerate(entry_terms.values())])
+        # Each entry's distinct terms, sorted (about 2 MB for the national catalogue): what a question's
+        # terms an entry's whole text mentions is then a search in one array, not a set built per question.
+        self._entry_terms = {entry_id: np.unique(np.concatenate([np.asarray(name, dtype=np.int64), np.asarray(body, dtype=np.int64)]))
+                             for entry_id, name, body in zip(self.ids, name_docs, body_docs)}
         # Every term some entry's text has, one byte per term number (looked up several times a question, a
         # byte is read faster than an array searched): a pair of words written there is a pair, not a typo (`knows`).
         known = np.zeros(self._size, dtype=np.uint8)
-        known[self._pairs & 0xFFFFFFFF] = 1
+        for entry_terms in self._entry_terms.values():
+            known[entry_terms] = 1
         self._known = known.tobytes()
 
     def _bm25(self, docs: list[array]) -> _Scores:
@@ -150,18 +147,18 @@ class LexicalIndex:
 
     def mentions(self, groups: Sequence[Sequence[str]], numbers: Sequence[int | None]) -> list[list[bool]]:
         """For each group of entries (one candidate and its equivalents), whether some entry's texts (names,
-        examples, body) have each term number (None: a term no text has). Every (entry, term) asked about
-        is looked up at once."""
-        # None becomes -1, and so does its pair with any entry (-1 has every bit set): no pair is negative.
+        examples, body) have each term number (None: a term no text has). The question's numbers are made
+        an array once for all the groups, not once per entry."""
         wanted = np.array([-1 if n is None else n for n in numbers], dtype=np.int64)
-        members = [self._position[entry_id] for group in groups for entry_id in group]
-        if not members or not len(wanted) or not len(self._pairs):
-            return [[False] * len(wanted) for _ in groups]
-        asked = (np.array(members, dtype=np.int64)[:, None] << 32) | wanted
-        seen = self._pairs[np.minimum(np.searchsorted(self._pairs, asked), len(self._pairs) - 1)] == asked
-        starts = np.cumsum([0] + [len(group) for group in groups if group][:-1])
-        by_group = iter(np.logical_or.reduceat(seen, starts, axis=0).tolist())
-        return [next(by_group) if group else [False] * len(wanted) for group in groups]
+        out = []
+        for group in groups:
+            found = np.zeros(len(wanted), dtype=bool)
+            for entry_id in group:
+                known = self._entry_terms[entry_id]
+                if len(known):
+                    found |= known[np.minimum(np.searchsorted(known, wanted), len(known) - 1)] == wanted
+            out.append(found.tolist())
+        return out
 
     def scores(self, sylls: Sequence[str], muted: Sequence[str] | None = None) -> np.ndarray:
         """The BM25 score of every entry (in `ids` order) for a question's folded syllables; terms found
