@@ -190,17 +190,14 @@ class _Model:
     intercept: np.ndarray  # (aspects,)
     # The spaces side by side, so that a text is scored with one look-up and one product rather than one a space.
     columns: tuple[Callable[[list[str]], list[int]], ...] = field(init=False, repr=False, compare=False)
-    space_of: np.ndarray = field(init=False, repr=False, compare=False)  # (columns,): the space of each column
-    idf: np.ndarray = field(init=False, repr=False, compare=False)  # (columns,)
-    weights: np.ndarray = field(init=False, repr=False, compare=False)  # (columns, aspects)
+    # A row a column: its space, its idf, its weights; one row read a column (far apart in memory, each a cache miss).
+    table: np.ndarray = field(init=False, repr=False, compare=False)  # (columns, 2 + aspects)
 
     def __post_init__(self) -> None:
-        sizes = [len(space.index) for space in self.spaces]
+        rows = [np.column_stack([np.full(len(space.index), number, dtype=np.float64), space.idf, space.weights])
+                for number, space in enumerate(self.spaces)]
         object.__setattr__(self, "columns", _column_finders(self.spaces))
-        object.__setattr__(self, "space_of", np.repeat(np.arange(len(sizes), dtype=np.intp), sizes))
-        object.__setattr__(self, "idf", np.concatenate([space.idf for space in self.spaces]) if sizes else np.zeros(0))
-        object.__setattr__(self, "weights", np.vstack([space.weights for space in self.spaces]) if sizes else
-                           np.zeros((0, len(self.intercept))))
+        object.__setattr__(self, "table", np.vstack(rows) if rows else np.zeros((0, 2 + len(self.intercept))))
 
     def probabilities(self, folded: str) -> np.ndarray:
         """Each space's tf-idf (sublinear tf), l2-normalised within the space, times the weights, plus the intercept."""
@@ -213,10 +210,10 @@ class _Model:
             counts = Counter(columns)
             rows = np.fromiter(counts, dtype=np.intp, count=len(counts))
             tf = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
-            tf_idf = tf * self.idf[rows]
-            space = self.space_of[rows]
+            found = self.table[rows]
+            space, tf_idf = found[:, 0].astype(np.intp), tf * found[:, 1]
             norms = np.sqrt(np.bincount(space, weights=tf_idf * tf_idf, minlength=len(self.spaces)))
-            z = z + (tf / norms[space]) @ self.weights[rows]
+            z = z + (tf / norms[space]) @ found[:, 2:]
         z = np.exp(z - z.max())
         return z / z.sum()
 
