@@ -16,15 +16,14 @@ bao lâu thì được rút BHXH") are conditions; only the office's processing 
 from __future__ import annotations
 
 import logging
-import math
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
-from itertools import pairwise
+from itertools import accumulate, pairwise
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +80,10 @@ def _words(folded: str) -> list[str]:
 
 def _word_grams(folded: str) -> list[str]:
     """Word 1-3-grams: "le phi", "o dau", "bao lau thi co"."""
-    words = _words(folded)
+    return _word_grams_of(_words(folded))
+
+
+def _word_grams_of(words: list[str]) -> list[str]:
     grams = list(words)
     for n in (2, 3):
         grams.extend(" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
@@ -97,7 +99,10 @@ def _char_grams(folded: str) -> list[str]:
 def _edge_grams(folded: str) -> list[str]:
     """Word 1-2-grams of the first and last few words, marked: headings name the aspect first ("Thời gian cấp ...?"),
     questions last ("... thì cần giấy gì"), however long the procedure's name or the story in between."""
-    words = _words(folded)
+    return _edge_grams_of(_words(folded))
+
+
+def _edge_grams_of(words: list[str]) -> list[str]:
     head, end = words[:_HEAD_WORDS], words[-_END_WORDS:]
     grams = [f"^{w}" for w in head] + [f"^{a} {b}" for a, b in pairwise(head)]
     return grams + [f"{w}$" for w in end] + [f"{a} {b}$" for a, b in pairwise(end)]
@@ -109,34 +114,106 @@ _SPACES: tuple[tuple[Callable[[str], list[str]], float], ...] = ((_word_grams, 1
 
 @dataclass(frozen=True)
 class _Space:
-    """One TF-IDF feature space (sublinear tf, l2-normalised, then weighted) with the model's coefficients folded in."""
+    """One TF-IDF feature space (sublinear tf, l2-normalised, then weighted) with the model's coefficients folded in:
+    `analyzer` cuts a text's grams (fitting reads them), `_Model` finds their columns faster."""
 
     analyzer: Callable[[str], list[str]]
     index: dict[str, int]
     idf: np.ndarray  # (features,)
     weights: np.ndarray  # (features, aspects): space weight x idf x the model's coefficients
 
-    def logits(self, folded: str) -> np.ndarray | None:
-        counts = Counter(g for g in self.analyzer(folded) if g in self.index)
-        if not counts:
-            return None
-        rows = np.fromiter((self.index[g] for g in counts), dtype=np.int64, count=len(counts))
-        tf = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
-        norm = math.sqrt(float(np.sum((tf * self.idf[rows]) ** 2)))
-        return (tf / norm) @ self.weights[rows]
+
+class _GramColumns:
+    """The columns of the grams an analyzer makes of a text's words, in the order it makes them."""
+
+    def __init__(self, grams_of: Callable[[list[str]], list[str]], index: dict[str, int]) -> None:
+        self.grams_of = grams_of
+        self.index = index
+
+    def __call__(self, words: list[str]) -> list[int]:
+        get = self.index.get
+        return [column for gram in self.grams_of(words) if (column := get(gram)) is not None]
+
+
+class _CharColumns:
+    """The columns of `_char_grams`, made mostly of lists worked out at start.
+
+    The text is its words between single spaces, so a character n-gram (n <= 4) either lies within one word
+    padded with its two spaces, or spans the one space between two words. The first kind, for every word the
+    model knows (nearly every word of a question), is listed once at start; only the second kind, a few a
+    text, is cut and looked up per question. They come word by word, not in the analyzer's order: a text's
+    counts are the same."""
+
+    def __init__(self, index: dict[str, int], known_words: Iterable[str]) -> None:
+        if max(_CHAR_SIZES) > 4:  # " a b " (5 characters) would span three words
+            raise ValueError("character n-grams longer than 4 are not split by word")
+        self.index = index
+        # Where the n-grams around a space start, before it: inside them, not at an end (" a b": one before).
+        self.around = [(before, n) for n in _CHAR_SIZES for before in range(n - 2, 0, -1)]
+        self.by_word = {word: self._within(word) for word in known_words}
+
+    def _within(self, word: str) -> list[int]:
+        """Columns of the n-grams of one word padded with its spaces."""
+        padded, get = f" {word} ", self.index.get
+        return [column for n in _CHAR_SIZES for i in range(len(padded) - n + 1) if (column := get(padded[i:i + n])) is not None]
+
+    def __call__(self, words: list[str]) -> list[int]:
+        columns: list[int] = []
+        for word in words:
+            found = self.by_word.get(word)
+            columns += found if found is not None else self._within(word)
+        text, get = f" {' '.join(words)} ", self.index.get
+        spaces = accumulate(len(word) + 1 for word in words[:-1])  # where the space after each word but the last is
+        columns += [column for space in spaces for before, n in self.around
+                    if (column := get(text[space - before:space - before + n])) is not None]
+        return columns
+
+
+def _column_finders(spaces: tuple[_Space, ...]) -> tuple[Callable[[list[str]], list[int]], ...]:
+    """For each space, what finds a text's columns from its words, numbered across all spaces (the second
+    space's first column follows the first space's last)."""
+    words = next((space.index for space in spaces if space.analyzer is _word_grams), {})
+    known_words = [term for term in words if " " not in term]
+    finders = {_word_grams: lambda index: _GramColumns(_word_grams_of, index),
+               _edge_grams: lambda index: _GramColumns(_edge_grams_of, index),
+               _char_grams: lambda index: _CharColumns(index, known_words)}
+    out, start = [], 0
+    for space in spaces:
+        out.append(finders[space.analyzer]({gram: start + column for gram, column in space.index.items()}))
+        start += len(space.index)
+    return tuple(out)
 
 
 @dataclass(frozen=True)
 class _Model:
     spaces: tuple[_Space, ...]
     intercept: np.ndarray  # (aspects,)
+    # The spaces side by side, so that a text is scored with one look-up and one product rather than one a space.
+    columns: tuple[Callable[[list[str]], list[int]], ...] = field(init=False, repr=False, compare=False)
+    # A row a column: its space, its idf, its weights; one row read a column (far apart in memory, each a cache miss).
+    table: np.ndarray = field(init=False, repr=False, compare=False)  # (columns, 2 + aspects)
+
+    def __post_init__(self) -> None:
+        rows = [np.column_stack([np.full(len(space.index), number, dtype=np.float64), space.idf, space.weights])
+                for number, space in enumerate(self.spaces)]
+        object.__setattr__(self, "columns", _column_finders(self.spaces))
+        object.__setattr__(self, "table", np.vstack(rows) if rows else np.zeros((0, 2 + len(self.intercept))))
 
     def probabilities(self, folded: str) -> np.ndarray:
-        z = self.intercept.copy()
-        for space in self.spaces:
-            part = space.logits(folded)
-            if part is not None:
-                z += part
+        """Each space's tf-idf (sublinear tf), l2-normalised within the space, times the weights, plus the intercept."""
+        words = _words(folded)
+        columns: list[int] = []
+        for columns_of in self.columns:
+            columns += columns_of(words)
+        z = self.intercept
+        if columns:
+            counts = Counter(columns)
+            rows = np.fromiter(counts, dtype=np.intp, count=len(counts))
+            tf = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
+            found = self.table[rows]
+            space, tf_idf = found[:, 0].astype(np.intp), tf * found[:, 1]
+            norms = np.sqrt(np.bincount(space, weights=tf_idf * tf_idf, minlength=len(self.spaces)))
+            z = z + (tf / norms[space]) @ found[:, 2:]
         z = np.exp(z - z.max())
         return z / z.sum()
 

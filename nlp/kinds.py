@@ -179,9 +179,17 @@ class KindModel:
         self.fitted = fitted
         self.kinds = [QuestionKind(label) for label in fitted.labels]
         self.intercept = fitted.intercept.astype(np.float64)
+        # Both blocks side by side, their columns numbered on from one to the next, so that a text is scored
+        # with one count, one look-up and one product rather than one of each a block.
+        vocabularies, start = [], 0
+        for space in fitted.spaces:
+            vocabularies.append({term: start + column for term, column in space.vocabulary.items()})
+            start += len(space.vocabulary)
         known_words = [term for term in fitted.spaces[0].vocabulary if " " not in term]
-        columns = [_Columns(word_grams, fitted.spaces[0].vocabulary), _CharColumns(fitted.spaces[1].vocabulary, known_words)]
-        self.blocks = [(columns_of, space.idf, space.coef) for columns_of, space in zip(columns, fitted.spaces)]
+        self.columns = [_Columns(word_grams, vocabularies[0]), _CharColumns(vocabularies[1], known_words)]
+        self.block_of = np.repeat(np.arange(len(fitted.spaces), dtype=np.intp), [len(v) for v in vocabularies])
+        self.idf = np.concatenate([space.idf for space in fitted.spaces])
+        self.coef = np.vstack([space.coef for space in fitted.spaces])
 
     @classmethod
     def from_pipeline(cls, pipeline, fingerprint: str = "") -> KindModel:
@@ -197,16 +205,17 @@ class KindModel:
 
     def logits(self, text: str) -> np.ndarray:
         """The classifier's decision values for a folded text (tf-idf with sublinear tf, l2 per block)."""
+        columns: list[int] = []
+        for columns_of in self.columns:
+            columns += columns_of(text)
         total = self.intercept.copy()
-        for columns_of, idf, coef in self.blocks:
-            counts = Counter(columns_of(text))
-            if not counts:
-                continue
-            indices = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
-            weights_ = _sublinear(np.fromiter(counts.values(), dtype=np.intp, count=len(counts)))
-            weights_ *= idf[indices]
-            weights_ /= np.sqrt(weights_ @ weights_)
-            total += weights_ @ coef[indices]
+        if columns:
+            counts = Counter(columns)
+            indices = np.fromiter(counts, dtype=np.intp, count=len(counts))
+            weights_ = _sublinear(np.fromiter(counts.values(), dtype=np.intp, count=len(counts))) * self.idf[indices]
+            block = self.block_of[indices]
+            norms = np.sqrt(np.bincount(block, weights=weights_ * weights_, minlength=len(self.fitted.spaces)))
+            total += (weights_ / norms[block]) @ self.coef[indices]
         return total
 
     def probabilities(self, text: str) -> dict[QuestionKind, float]:

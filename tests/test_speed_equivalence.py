@@ -26,7 +26,7 @@ from handlers.buttons import (
     SubscribeButton,
     _write,
 )
-from nlp import kinds
+from nlp import aspects, kinds
 from nlp.aspects import Aspect, strip_aspect_phrases
 from nlp.features import syllables
 from nlp.lexical import _TERM_IDS, B, K1, LexicalIndex, _Corpus, _document, _Numbers, _Scores, terms
@@ -57,22 +57,31 @@ def test_bm25_scores_are_bm25s_scores_to_the_bit(index, questions):
             assert np.array_equal(ours.scores(wanted), expected)
 
 
+def _plain_kind_logits(model: kinds.KindModel, text: str) -> np.ndarray:
+    """Scikit-learn's tf-idf (sublinear tf, l2 per block) of each block alone, then the linear model."""
+    logits = model.intercept.copy()
+    for analyzer, space in zip(kinds._ANALYZERS, model.fitted.spaces):
+        counts = Counter(gram for gram in analyzer(text) if gram in space.vocabulary)
+        if counts:
+            at = np.array([space.vocabulary[gram] for gram in counts], dtype=np.intp)
+            weights = np.array([1.0 + math.log(c) for c in counts.values()]) * space.idf[at]
+            weights /= np.sqrt(weights @ weights)
+            logits += weights @ space.coef[at]
+    return logits
+
+
 def test_kind_model_columns_and_logits_are_the_plain_ones(questions):
     model = kinds.model()
-    plain_blocks = list(zip(kinds._ANALYZERS, model.fitted.spaces))
+    start = 0
+    for analyzer, space, columns_of in zip(kinds._ANALYZERS, model.fitted.spaces, model.columns):
+        for question in questions:
+            text = kinds.model_text(question)
+            assert columns_of(text) == [start + space.vocabulary[gram] for gram in analyzer(text) if gram in space.vocabulary]
+        start += len(space.vocabulary)
     for question in questions:
         text = kinds.model_text(question)
-        expected = model.intercept.copy()
-        for (analyzer, space), (columns_of, _, _) in zip(plain_blocks, model.blocks):
-            plain = [space.vocabulary[gram] for gram in analyzer(text) if gram in space.vocabulary]
-            assert columns_of(text) == plain
-            counts = Counter(plain)
-            if counts:
-                at = np.array(list(counts), dtype=np.intp)
-                weights = np.array([1.0 + math.log(c) for c in counts.values()]) * space.idf[at]
-                weights /= np.sqrt(weights @ weights)
-                expected += weights @ space.coef[at]
-        assert np.array_equal(model.logits(text), expected)
+        # Both blocks are summed in one product: the same sums in another order, a few units of the last place apart.
+        assert np.allclose(model.logits(text), _plain_kind_logits(model, text), rtol=0, atol=1e-12)
 
 
 def test_sublinear_tf_table_is_one_plus_log():
@@ -148,3 +157,71 @@ def test_words_are_the_tokens_without_clause_marks(questions, extra):
     """The matcher reads a question's misspelt forms from its tokens instead of cutting its words again."""
     for text in [*questions, normalize(extra)]:
         assert words(text) == [t for t in tokens(text) if t not in CLAUSE_MARKS]
+
+
+# ------------------------------------------------------------------ the classifiers on every measured question
+
+SHARED_EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"  # ../shared/eval of the project
+MEASURED = [BLIND, *(SHARED_EVAL / name for name in ("dev.jsonl", "real_starter.jsonl", "real_full.jsonl"))]
+
+
+@pytest.fixture(scope="module")
+def measured_questions() -> list[str]:
+    """The normalised questions of every measurement set there is here, and of the training files."""
+    paths = [path for path in MEASURED if path.exists()] + sorted(aspects.TRAINING_DIR.glob("*.jsonl"))
+    out = []
+    for path in paths:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip() and (question := json.loads(line).get("q")):
+                out.append(normalize(question))
+    return out
+
+
+def _plain_aspect_probabilities(model, folded: str) -> np.ndarray:
+    """Each space's tf-idf of the analyzer's grams alone (sublinear tf, l2-normalised), as the model was fitted."""
+    z = model.intercept.copy()
+    for space in model.spaces:
+        counts = Counter(gram for gram in space.analyzer(folded) if gram in space.index)
+        if counts:
+            rows = np.array([space.index[gram] for gram in counts], dtype=np.int64)
+            tf = 1.0 + np.log(np.array(list(counts.values()), dtype=np.float64))
+            norm = math.sqrt(float(np.sum((tf * space.idf[rows]) ** 2)))
+            z += (tf / norm) @ space.weights[rows]
+    z = np.exp(z - z.max())
+    return z / z.sum()
+
+
+def test_aspect_columns_are_those_of_the_analyzers(measured_questions):
+    """As many of each column as the analyzer has grams of it (in any order: they are counted)."""
+    model = aspects._get_model()
+    start = 0
+    for space, columns_of in zip(model.spaces, model.columns):
+        for question in measured_questions[::7]:
+            for text in (folded := fold(question), *aspects._clauses(folded)):
+                plain = [start + space.index[gram] for gram in space.analyzer(text) if gram in space.index]
+                assert Counter(columns_of(aspects._words(text))) == Counter(plain), text
+        start += len(space.index)
+
+
+@pytest.mark.parametrize("text", ["", "a", "a b", "ab c", "a bc d", "x" * 30, "le phi   bao nhieu", "tôi muốn hỏi ạ"])
+def test_aspect_character_columns_of_short_and_unknown_words(text):
+    model = aspects._get_model()
+    folded, start = fold(normalize(text)), 0
+    for space, columns_of in zip(model.spaces, model.columns):
+        plain = [start + space.index[gram] for gram in space.analyzer(folded) if gram in space.index]
+        assert Counter(columns_of(aspects._words(folded))) == Counter(plain)
+        start += len(space.index)
+
+
+def test_aspect_and_kind_probabilities_are_the_plain_ones(measured_questions):
+    """On every question measured and every clause of it read alone, to 1e-12 (the spaces are summed in one
+    product: the same sums in another order)."""
+    aspect_model, kind_model = aspects._get_model(), kinds.model()
+    for question in measured_questions:
+        folded = fold(question)
+        for text in (folded, *aspects._clauses(folded)):
+            assert np.allclose(aspect_model.probabilities(text), _plain_aspect_probabilities(aspect_model, text), rtol=0, atol=1e-12)
+        logits = _plain_kind_logits(kind_model, kinds.model_text(question))
+        plain = np.exp(logits - logits.max())
+        plain /= plain.sum()
+        assert np.allclose(list(kind_model.probabilities(kinds.model_text(question)).values()), plain, rtol=0, atol=1e-12)
