@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from filelock import FileLock
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SCHEMA_LOCK_KEY = 0x6B625F736368656D  # "kb_schem": the PostgreSQL advisory lock held while the schema is set up
 
 
 def make_engine(url: str) -> Engine:
@@ -35,8 +39,36 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+@contextmanager
+def schema_lock(engine: Engine) -> Iterator[None]:
+    """Held while the schema is brought up to date (and the starter entries loaded): the bot and the web
+    console started at once on a new database would otherwise both find no tables and both create them.
+    PostgreSQL: a session advisory lock; a SQLite file: a lock file beside it; an in-memory SQLite
+    database belongs to one process and needs none."""
+    url = engine.url
+    if url.get_backend_name() == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK_KEY})
+                connection.commit()
+        return
+    on_disk = url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:"
+    with FileLock(f"{url.database}.lock") if on_disk else nullcontext():
+        yield
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest Alembic revision (a no-op when it already is)."""
+    with schema_lock(engine):
+        upgrade(engine)
+
+
+def upgrade(engine: Engine) -> None:
+    """`migrate` for a caller that already holds `schema_lock`."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as connection:

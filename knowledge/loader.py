@@ -10,7 +10,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from knowledge import editing, repository
-from knowledge.db import make_engine, migrate, session_factory
+from knowledge.db import make_engine, schema_lock, session_factory, upgrade
 from knowledge.models import EntryRow, RevisionRow
 from knowledge.schema import Entry
 from knowledge.starter import read_starter, starter_digest
@@ -73,9 +73,10 @@ def fingerprint(entry: Entry) -> str:
 def open_knowledge_base(url: str) -> Engine:
     """An engine on an up-to-date schema with the starter entries loaded."""
     engine = make_engine(url)
-    migrate(engine)
-    with session_factory(engine).begin() as session:
-        changed = seed_starter(session)
+    with schema_lock(engine):  # two processes starting at once must not both load the starter entries
+        upgrade(engine)
+        with session_factory(engine).begin() as session:
+            changed = seed_starter(session)
     if changed:
         log.info("loaded or upgraded %d starter entries", changed)
     return engine
