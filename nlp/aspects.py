@@ -395,7 +395,7 @@ _ASPECT_PHRASES = re.compile(r"\b(?:" + "|".join([  # noqa: FLY002 (one phrase a
     r"bao gio", r"khi nao", r"trong ngay", r"ngay lam viec", r"lau khong", r"nhanh khong",
     # documents
     r"giay to", r"ho so gom", r"thanh phan ho so", r"can (?:nhung )?gi", r"(?:mang|nop|chuan bi)(?: theo)?(?: nhung)? gi", r"chuan bi",
-    r"ban goc", r"ban photo",
+    r"ban goc", r"ban photo", r"nop ho so", r"gom (?:nhung )?gi", r"nhung gi",
     # place
     r"o dau", r"(?:di|ra|den|len|toi|nop|lam) dau", r"cho nao", r"noi nao", r"co quan nao", r"nop tai", r"lam tai", r"tai dau",
     r"dia chi", r"bao cho ai",

@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import sys
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
@@ -33,7 +35,7 @@ import numpy as np
 
 from config import PROJECT_DIR, SHARED_DIR
 from knowledge.catalog import Catalog
-from nlp.decision import NAMED
+from nlp.decision import NAMED, BoostedTrees
 from nlp.labelled import labelled_lines
 
 TRAINING_DIR = PROJECT_DIR / "nlp" / "training"
@@ -41,6 +43,10 @@ SAMPLE = PROJECT_DIR / "tests" / "data" / "national_sample.jsonl.gz"
 NATIONAL = SHARED_DIR / "data" / "dvcqg" / "procedures_all_ministries.jsonl.gz"
 OUT = PROJECT_DIR / "nlp" / "models" / "decision.json"
 ANSWER_PRECISION = 0.85
+# The boosted trees averaged with the logistic model (nlp.decision.BoostedTrees): small trees, a slow
+# learning rate and large leaves, so that no tree learns one question.
+TREES = {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 30, "l2_regularization": 1.0,
+         "early_stopping": False}
 CHOICES_VALUE = 0.4
 CHOICES_COST = 0.3
 FOLDS = 5
@@ -177,15 +183,56 @@ def figures(examples: list[Example], p: np.ndarray, model) -> dict[str, float]:
     }
 
 
-def fit(examples: list[Example], names: list[str]):
+def matrix(examples: list[Example], names: list[str]) -> np.ndarray:
+    """The examples' features as rows, in the order of `names`."""
+    return np.array([[e.features[n] for n in names] for e in examples])
+
+
+@dataclass
+class Fitted:
+    """The two models of one fit, and the probability they give together (as `DecisionModel.probability`)."""
+
+    scaler: object
+    linear: object
+    trees: object
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        return (self.linear.predict_proba(self.scaler.transform(x))[:, 1] + self.trees.predict_proba(x)[:, 1]) / 2
+
+
+def fit(examples: list[Example], names: list[str]) -> Fitted:
+    from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    x = np.array([[e.features[n] for n in names] for e in examples])
+    x = matrix(examples, names)
     y = np.array([e.right for e in examples], dtype=int)
     scaler = StandardScaler().fit(x)
-    model = LogisticRegression(C=1.0, max_iter=2000).fit(scaler.transform(x), y)
-    return scaler, model
+    linear = LogisticRegression(C=1.0, max_iter=2000).fit(scaler.transform(x), y)
+    trees = HistGradientBoostingClassifier(**TREES, random_state=0).fit(x, y)
+    return Fitted(scaler, linear, trees)
+
+
+def export_trees(model) -> BoostedTrees:
+    """A fitted HistGradientBoostingClassifier (binary, numeric features) as the flat table the bot walks."""
+    roots, tables = [], []
+    offset = 0
+    for (predictor,) in model._predictors:  # one tree per iteration for a binary outcome
+        nodes = predictor.nodes
+        if nodes["is_categorical"].any():
+            raise ValueError("categorical splits are not exported")
+        roots.append(offset)
+        tables.append((nodes, offset))
+        offset += len(nodes)
+    nodes = np.concatenate([t for t, _ in tables])
+    shift = np.concatenate([np.full(len(t), o) for t, o in tables])
+    return BoostedTrees(
+        baseline=float(np.ravel(model._baseline_prediction)[0]), roots=np.array(roots, dtype=np.intp),
+        feature=nodes["feature_idx"].astype(np.intp), threshold=nodes["num_threshold"].astype(float),
+        left=(nodes["left"] + shift).astype(np.intp), right=(nodes["right"] + shift).astype(np.intp),
+        value=np.where(nodes["is_leaf"], nodes["value"], 0.0).astype(float), leaf=nodes["is_leaf"].astype(bool),
+        depth=int(nodes["depth"].max()),
+    )
 
 
 def fit_choice_order(examples: list[Example]):
@@ -245,8 +292,20 @@ def main() -> None:
     parser.add_argument("--national", type=Path, default=NATIONAL if NATIONAL.exists() else SAMPLE)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        # Reading a question walks sets of words, whose order Python draws anew in each process: ties fall
+        # differently and the fitted model moved from run to run. The committed model must be what the
+        # script makes again, so it runs with one fixed order.
+        os.execve(sys.executable, [sys.executable, "-m", "quality.train_decision", *sys.argv[1:]],
+                  {**os.environ, "PYTHONHASHSEED": "0"})
     logging.basicConfig(level=logging.WARNING)
     from sklearn.model_selection import StratifiedKFold
+    from threadpoolctl import threadpool_limits
+
+    # One thread for BLAS and OpenMP: sums computed in parallel come out in a different order each run, a
+    # coefficient moves in its 2nd decimal and a tree's split can tip; the committed model must be what
+    # the script makes again.
+    threadpool_limits(limits=1)
 
     from nlp.decision import DecisionModel
 
@@ -267,19 +326,28 @@ def main() -> None:
     y = np.array([e.right for e in train], dtype=int)
     out_of_fold = np.zeros(len(train))
     for fold_train, fold_test in StratifiedKFold(FOLDS, shuffle=True, random_state=0).split(np.zeros(len(train)), y):
-        scaler, model = fit([train[i] for i in fold_train], names)
-        x = np.array([[train[i].features[n] for n in names] for i in fold_test])
-        out_of_fold[fold_test] = model.predict_proba(scaler.transform(x))[:, 1]
+        fitted = fit([train[i] for i in fold_train], names)
+        x = matrix([train[i] for i in fold_test], names)
+        out_of_fold[fold_test] = fitted.probabilities(x)
     answer_at, answer_named_at, choices_at = choose_thresholds(train, out_of_fold)
-    scaler, model = fit(train, names)
+    fitted = fit(train, names)
+    scaler, model = fitted.scaler, fitted.linear
+    trees = export_trees(fitted.trees)
     decision = DecisionModel(
         tuple(names), tuple(float(v) for v in scaler.mean_), tuple(float(v) or 1.0 for v in scaler.scale_),
         tuple(float(v) for v in model.coef_[0]), float(model.intercept_[0]), answer_at, choices_at, answer_named_at,
+        trees=trees,
     )
+    # The bot walks the exported trees without scikit-learn: they must give what scikit-learn gives.
+    x_train = matrix(train, names)
+    mine = np.array([decision.probability(dict(zip(names, row))) for row in x_train])
+    if not np.allclose(mine, fitted.probabilities(x_train), atol=1e-9):
+        raise SystemExit("the exported trees do not reproduce scikit-learn's probabilities")
     p_check = np.array([decision.probability(e.features) for e in check])
     about = {
         "fitted_by": "python -m quality.train_decision",
         "national_file": args.national.name,
+        "model": "mean of a logistic regression and gradient-boosted trees", "trees": TREES,
         "train": dict(Counter(f"{e.kb}/{e.question.get('kind', '?')}" for e in train)),
         "check": dict(Counter(f"{e.kb}/{e.question.get('kind', '?')}" for e in check)),
         "answer_precision_wanted": ANSWER_PRECISION,
@@ -292,7 +360,7 @@ def main() -> None:
     choice_order, about["choice_order"] = fit_choice_order(train)
     about["choice_order"]["check_split"] = choice_top3(check, choice_order)
     decision = DecisionModel(decision.features, decision.mean, decision.scale, decision.coef, decision.intercept,
-                             answer_at, choices_at, answer_named_at, about, choice_order)
+                             answer_at, choices_at, answer_named_at, about, choice_order, trees)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(decision.to_json() + "\n", encoding="utf-8")
     print(json.dumps({"answer_at": answer_at, "answer_named_at": answer_named_at, "choices_at": choices_at, **about}, ensure_ascii=False, indent=1))
