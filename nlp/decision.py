@@ -72,11 +72,17 @@ class BoostedTrees:
     leaf: np.ndarray
     depth: int  # the deepest leaf's depth: this many steps reach every leaf
 
+    def __post_init__(self) -> None:
+        # One step of the walk is one look-up: node n's children at 2n (left) and 2n + 1 (right), a leaf's
+        # both itself, so that every tree can take `depth` steps whatever its own depth.
+        itself = np.arange(len(self.leaf))
+        steps = np.stack([np.where(self.leaf, itself, self.left), np.where(self.leaf, itself, self.right)], axis=1)
+        object.__setattr__(self, "_steps", steps.ravel())
+
     def log_odds(self, x: np.ndarray) -> float:
         node = self.roots
         for _ in range(self.depth):
-            branch = np.where(x[self.feature[node]] <= self.threshold[node], self.left[node], self.right[node])
-            node = np.where(self.leaf[node], node, branch)
+            node = self._steps[2 * node + (x[self.feature[node]] > self.threshold[node])]
         return float(self.baseline + self.value[node].sum())
 
     def __eq__(self, other: object) -> bool:  # arrays compare element by element; two models are equal as a whole
