@@ -368,7 +368,8 @@ def detect_aspects(folded: str) -> list[Aspect]:
     """Aspects asked, most important first; empty when the question asks about the procedure as a whole.
 
     The first is the whole question's most probable aspect (a clause alone may be a story: "tôi đã nộp lệ phí
-    rồi, ..."); the others come from the runner-up and from what single clauses surely ask."""
+    rồi, ..."), unless that is the overview and something specific is asked too; the others come from the
+    runner-up and from what single clauses surely ask."""
     scores = aspect_scores(folded)
     first, second = list(scores)[:2]
     also = [second] if scores[second] >= SECOND_LIKELY and second != Aspect.OVERVIEW else []
@@ -380,7 +381,9 @@ def detect_aspects(folded: str) -> list[Aspect]:
                 also.append(aspect)
     also = also[:_MAX_ASPECTS - 1]
     if first == Aspect.OVERVIEW:
-        return [Aspect.OVERVIEW, *also] if also else []
+        # Something specific asked besides ("hồ sơ đăng ký như thế nào") is what the citizen wants to read
+        # first; the overview follows it.
+        return [*also, Aspect.OVERVIEW] if also else []
     return [first, *also]
 
 
