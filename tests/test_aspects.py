@@ -178,3 +178,10 @@ def test_without_training_data_every_question_gets_the_whole_procedure(monkeypat
         assert asked("làm hộ chiếu hết bao nhiêu tiền") == []
     finally:
         aspects_module._probabilities.cache_clear()
+
+
+@pytest.mark.parametrize("question, specific", [
+    ("gia hạn tạm trú thì thủ tục và lệ phí thế nào", Aspect.FEE),
+])
+def test_something_specific_asked_beside_the_overview_is_answered_first(question, specific):
+    assert asked(question) == [specific, Aspect.OVERVIEW]
