@@ -574,3 +574,9 @@ def test_a_text_claim_answers_what_it_takes_and_passes_the_rest_on(router):
     chat = Chat(router, "claim-2")
     assert chat.ask("HS-1 tới đâu rồi").text == "hồ sơ của bạn"
     assert chat.ask("làm căn cước mất bao lâu").entry_id is not None
+
+
+def test_handing_in_the_papers_names_no_procedure(chat):
+    """"Nộp hồ sơ ... ở đâu" says what is asked (where to hand the papers in), not which procedure: the
+    death registration it names is answered, not doubted beside every entry whose name has "hồ sơ"."""
+    assert chat.ask("nộp hồ sơ khai tử ở đâu").entry_id == "1.000656"
