@@ -15,8 +15,9 @@ import sys
 import time
 from pathlib import Path
 
+from race_barrier import BARRIER_SECONDS, Barrier
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-BARRIER_SECONDS = 180  # how long a process waits for the other to start (a loaded 2-core machine is slow)
 
 
 def race_main(argv: list[str]) -> None:
@@ -24,18 +25,8 @@ def race_main(argv: list[str]) -> None:
     after the first read of the schema revision until every other process has read it or is waiting."""
     barrier, name, count, url = argv
     sys.path.insert(0, str(PROJECT_DIR))
-    folder = Path(barrier)
-    others = [f"p{i}" for i in range(int(count)) if f"p{i}" != name]
-
-    def arrive(stage: str) -> None:
-        (folder / f"{stage}-{name}").touch()
-
-    def wait_for_others() -> None:
-        deadline = time.monotonic() + BARRIER_SECONDS
-        while not all((folder / f"read-{o}").exists() or (folder / f"waiting-{o}").exists() for o in others):
-            if time.monotonic() > deadline:
-                sys.exit(f"race hook: {others} never reached the barrier")
-            time.sleep(0.01)  # polling for a condition, not waiting a fixed time
+    race = Barrier(barrier, name, int(count))
+    arrive, wait_for_others = race.arrive, race.wait_for_others
 
     from alembic.runtime.migration import MigrationContext
 

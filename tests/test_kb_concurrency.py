@@ -18,8 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+from race_barrier import BARRIER_SECONDS, Barrier
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-BARRIER_SECONDS = 180  # how long a process waits for the other to start (a loaded 2-core machine is slow)
 
 
 def race_main(argv: list[str]) -> None:
@@ -34,18 +35,8 @@ def race_main(argv: list[str]) -> None:
     barrier, name, count, target, separator, *args = argv
     assert separator == "--", argv
     sys.path.insert(0, str(PROJECT_DIR))
-    folder = Path(barrier)
-    others = [f"p{i}" for i in range(int(count)) if f"p{i}" != name]
-
-    def arrive(stage: str) -> None:
-        (folder / f"{stage}-{name}").touch()
-
-    def wait_for_others() -> None:
-        deadline = time.monotonic() + BARRIER_SECONDS
-        while not all((folder / f"read-{o}").exists() or (folder / f"waiting-{o}").exists() for o in others):
-            if time.monotonic() > deadline:
-                sys.exit(f"race hook: {others} never reached the barrier")
-            time.sleep(0.01)  # polling for a condition, not waiting a fixed time
+    race = Barrier(barrier, name, int(count))
+    arrive, wait_for_others = race.arrive, race.wait_for_others
 
     module_name, attribute = target.split(":")
     module = importlib.import_module(module_name)
