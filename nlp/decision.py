@@ -5,11 +5,12 @@ gaps, how much of the question the best entry explains, cues of a law question..
 probability that the best candidate is the entry the citizen asks about: the mean of a logistic
 regression and of gradient-boosted trees (`BoostedTrees`). The linear model carries over best to
 questions unlike the training ones; the trees read combinations of features a weighted sum cannot; their
-mean did better than either alone on real citizens' questions. Both are fitted with cross-validation on the project's own
-labelled questions by `python -m quality.train_decision`, which writes them and the thresholds to
-`nlp/models/decision.json`; nothing is fitted at run time, and scikit-learn is not loaded to use them.
-The thresholds are chosen for precision: a wrong answer costs more than offering choices. The same
-file holds the fitted order of the runners-up offered as choices (`ChoiceOrder`).
+mean did better than either alone out of fold and on questions never fitted on. Both are fitted with
+cross-validation on the project's own labelled questions by `python -m quality.train_decision`, which
+writes them and the thresholds to `nlp/models/decision.json`; nothing is fitted at run time, and
+scikit-learn is not loaded to use them. The thresholds are chosen for precision: a wrong answer costs
+more than offering choices. The same file holds the fitted order of the runners-up offered as choices
+(`ChoiceOrder`).
 """
 
 from __future__ import annotations
