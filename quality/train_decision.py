@@ -302,9 +302,8 @@ def main() -> None:
     from sklearn.model_selection import StratifiedKFold
     from threadpoolctl import threadpool_limits
 
-    # One thread for BLAS and OpenMP: sums computed in parallel come out in a different order each run, a
-    # coefficient moves in its 2nd decimal and a tree's split can tip; the committed model must be what
-    # the script makes again.
+    # One thread for BLAS and OpenMP: sums computed in parallel differ in their last bits from run to run,
+    # and a tree's split between two close values can tip.
     threadpool_limits(limits=1)
 
     from nlp.decision import DecisionModel
