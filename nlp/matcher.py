@@ -80,6 +80,11 @@ class Match(NamedTuple):  # a tuple: some twenty are made for every question, se
     cover: float
     phrase: float
     alias_hit: float = 0.0  # how fully the question contains one of the entry's names (0..1)
+    # How much of the question one of the entry's names accounts for (0..1): the other side of alias_hit.
+    # A long official name is only partly in any question ("khai báo vũ khí" of "Khai báo vũ khí thô sơ,
+    # vũ khí thể thao..."), yet it can explain the whole question.
+    name_share: float = 0.0
+    wording_share: float = 0.0  # the same for any one of its phrasings, its official name included
 
 
 @dataclass
@@ -369,17 +374,21 @@ class KnowledgeIndex:
         # Each posting list is gathered once and summed by np.bincount, which adds in the order given:
         # every entry's sum is the same as adding the question's features one after the other, but the
         # per-feature Python and numpy overhead (most of the search with few entries) is paid once.
-        covering, phrasing, naming, pairing = _Gather(), _Gather(), _Gather(), []
+        covering, phrasing, naming, naming_asked, wording_asked, pairing = _Gather(), _Gather(), _Gather(), _Gather(), _Gather(), []
+        asked = 0.0  # the question's weight in features that could name something
         for f, w in weights.items():
             if w >= COVER_MIN_WEIGHT:
                 covering.add(self._entry_postings.get(f), w)
             base = self.weight.get(f)
             if base is None or base < PHRASE_MIN_WEIGHT:
                 continue
+            asked += w
             phrasing.add(self._phrase_postings.get(f), w * base)
+            wording_asked.add(self._phrase_postings.get(f), w)
             postings = self._alias_postings.get(f)
             if postings is not None:
                 naming.add(postings, base)
+                naming_asked.add(postings, w)
                 if " " in f:
                     pairing.append(postings)
         cover = covering.sums(len(self._ids))
@@ -396,9 +405,15 @@ class KnowledgeIndex:
         best_alias = np.zeros(len(self._ids))
         named = np.flatnonzero((alias_hits != 0) & named_by)
         np.maximum.at(best_alias, self._alias_owner[named], alias_hits[named] / self._alias_total[named])
+        best_share = np.zeros(len(self._ids))
+        if asked > 0 and len(named):
+            np.maximum.at(best_share, self._alias_owner[named], naming_asked.sums(len(self._alias_total))[named] / asked)
         best_phrase = np.zeros(len(self._ids))
         touched = np.flatnonzero(dots != 0)
         np.maximum.at(best_phrase, self._phrase_owner[touched], dots[touched] / (qnorm * self._phrase_norm[touched]))
+        best_wording = np.zeros(len(self._ids))
+        if asked > 0 and len(touched):
+            np.maximum.at(best_wording, self._phrase_owner[touched], wording_asked.sums(len(self._phrase_norm))[touched] / asked)
         share = cover[found] / total
         scores = COVER_WEIGHT * cover[found] / total + PHRASE_WEIGHT * best_phrase[found] + ALIAS_WEIGHT * best_alias[found]
         if len(found) > limit:  # the best `limit` and every entry tied with the last of them
@@ -409,8 +424,9 @@ class KnowledgeIndex:
         at = found[keep].tolist()
         ranked = sorted(zip(scores[keep].tolist(), [self._ids[i] for i in at], share[keep].tolist(), at), reverse=True)[:limit]
         at = [position for *_, position in ranked]
-        return [Match(entry_id, score, cover_share, phrase, alias)
-                for (score, entry_id, cover_share, _), phrase, alias in zip(ranked, best_phrase[at].tolist(), best_alias[at].tolist())]
+        return [Match(entry_id, score, cover_share, phrase, alias, name_share, wording)
+                for (score, entry_id, cover_share, _), phrase, alias, name_share, wording
+                in zip(ranked, best_phrase[at].tolist(), best_alias[at].tolist(), best_share[at].tolist(), best_wording[at].tolist())]
 
 
 def _arrays(postings: dict[str, list[int]]) -> dict[str, np.ndarray]:

@@ -48,6 +48,8 @@ class Candidate(NamedTuple):
     cover: float = 0.0
     phrase: float = 0.0
     alias_hit: float = 0.0
+    name_share: float = 0.0
+    wording_share: float = 0.0
     matcher_rank: int | None = None  # 0-based place in the matcher's list; None when it did not find the entry
     lexical: float = 0.0  # BM25 score over the best of this question (0..1)
     lexical_raw: float = 0.0
@@ -55,7 +57,7 @@ class Candidate(NamedTuple):
 
     def match(self) -> Match:
         """The matcher's view of this candidate, for code that still reads matches."""
-        return Match(self.entry_id, self.score, self.cover, self.phrase, self.alias_hit)
+        return Match(self.entry_id, self.score, self.cover, self.phrase, self.alias_hit, self.name_share, self.wording_share)
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,8 @@ def retrieve(index: KnowledgeIndex, normalized: str, muted: str | None, limit: i
 
     found: dict[str, dict] = {}
     for rank, m in enumerate(matches):
-        found[m.entry_id] = {"score": m.score, "cover": m.cover, "phrase": m.phrase, "alias_hit": m.alias_hit, "matcher_rank": rank}
+        found[m.entry_id] = {"score": m.score, "cover": m.cover, "phrase": m.phrase, "alias_hit": m.alias_hit,
+                           "name_share": m.name_share, "wording_share": m.wording_share, "matcher_rank": rank}
     for rank, (entry_id, raw) in enumerate(lexical):
         found.setdefault(entry_id, {}).update(lexical=raw / best_lexical, lexical_raw=raw, lexical_rank=rank)
     # Ranked before any Candidate is made: only the first `limit` of some forty are kept.
@@ -107,7 +110,7 @@ def _collapse(index: KnowledgeIndex, matches: list[Match]) -> list[Match]:
         canonical = index.canonical(m.entry_id)
         if canonical not in seen:
             seen.add(canonical)
-            out.append(m if canonical == m.entry_id else Match(canonical, m.score, m.cover, m.phrase, m.alias_hit))
+            out.append(m if canonical == m.entry_id else m._replace(entry_id=canonical))
     return out
 
 

@@ -162,7 +162,8 @@ def decision_features(retrieval: Retrieval, kinds: dict[QuestionKind, float], co
     if best is None:
         top = {"score": 0.0, "cover": 0.0, "phrase": 0.0, "alias": 0.0, "lexical": 0.0, "lexical_first": 0.0,
                "matcher_first": 0.0, "score_gap": 0.0, "lexical_gap": 0.0, "fused_gap": 0.0, "rivals": 0.0,
-               "phrase_gap": 0.0, "alias_gap": 0.0}
+               "phrase_gap": 0.0, "alias_gap": 0.0, "name_share": 0.0, "name_share_gap": 0.0, "wording_share": 0.0,
+               "wording_share_gap": 0.0}
     else:
         top = {
             "score": best.score, "cover": best.cover, "phrase": best.phrase, "alias": best.alias_hit,
@@ -175,6 +176,10 @@ def decision_features(retrieval: Retrieval, kinds: dict[QuestionKind, float], co
             # How much more closely the question words the best entry's names than any rival's.
             "phrase_gap": best.phrase - max((c.phrase for c in rest), default=0.0),
             "alias_gap": best.alias_hit - max((c.alias_hit for c in rest), default=0.0),
+            "name_share": best.name_share,
+            "name_share_gap": best.name_share - max((c.name_share for c in rest), default=0.0),
+            "wording_share": best.wording_share,
+            "wording_share_gap": best.wording_share - max((c.wording_share for c in rest), default=0.0),
         }
     return {
         **top,

@@ -13,7 +13,9 @@ from conftest import NATIONAL_SAMPLE, PROJECT_DIR, make_settings
 
 from handlers import build_router
 from knowledge.catalog import Catalog
+from nlp.aspects import Aspect
 from nlp.decision import decision_model
+from nlp.understanding import Outcome, understand
 from quality.evaluate import WRONG_CONFIDENT, run_eval
 from quality.train_decision import build_catalog, training_questions
 
@@ -23,8 +25,8 @@ BLIND = PROJECT_DIR / "quality" / "blind_questions.jsonl"
 # "Answer quality" table); ceilings for the share of wrong answers given as if sure.
 FLOORS = {
     "blind": {"top1": 0.89, "top3": 0.98, "top1_no_diacritics": 0.88, "follow_up": 0.9, "out_of_scope_rejected": 0.9, "aspect": 0.88},
-    "starter_check": {"top1": 0.8, "top3": 0.92, "top1_no_diacritics": 0.78, "out_of_scope_rejected": 0.86, "aspect": 0.9},
-    "national_check": {"top1": 0.62, "top3": 0.84, "out_of_scope_rejected": 0.93, "aspect": 0.88},
+    "starter_check": {"top1": 0.81, "top3": 0.92, "top1_no_diacritics": 0.78, "out_of_scope_rejected": 0.86, "aspect": 0.9},
+    "national_check": {"top1": 0.65, "top3": 0.84, "out_of_scope_rejected": 0.93, "aspect": 0.88},
 }
 CEILINGS = {"blind": 0.02, "starter_check": 0.08, "national_check": 0.08}
 
@@ -68,6 +70,17 @@ def test_the_national_check_questions_keep_their_figures(national_catalog, tmp_p
     path = _check_questions(tmp_path, "national", national_catalog)
     assert sum(1 for _ in path.open()) > 100
     _assert_figures("national_check", run_eval(build_router(national_catalog, make_settings()), path))
+
+
+def test_a_formal_question_in_the_words_of_a_long_official_name_is_answered(national_catalog):
+    """The record's name is too long to be a name citizens use, so the question names nothing outright;
+    its words are still all one record's. It was offered as one of three choices until the decision read how
+    much of the question the best entry's wording accounts for."""
+    for question in ("Hồ sơ đề nghị hỗ trợ doanh nghiệp nhỏ và vừa khởi nghiệp sáng tạo gồm những gì?",
+                     "ho so de nghi ho tro doanh nghiep nho va vua khoi nghiep sang tao gom nhung gi"):
+        understood = understand(question, national_catalog.index)
+        assert (understood.outcome, understood.entry_id) == (Outcome.ANSWER, "2.002418"), understood
+        assert understood.aspects == (Aspect.DOCUMENTS,)
 
 
 def test_the_decision_model_says_what_it_was_fitted_on():

@@ -14,6 +14,7 @@ from knowledge.catalog import Catalog, entry_text
 from knowledge.dvcqg import load_catalogue
 from knowledge.starter import read_starter
 from nlp.aspects import strip_aspect_phrases
+from nlp.matcher import EntryText, KnowledgeIndex
 from nlp.names import everyday_names
 from nlp.normalize import MAX_QUESTION_CHARS, fold, normalize
 from nlp.retrieval import Retrieval, retrieve
@@ -267,6 +268,25 @@ def test_a_record_keeps_its_own_whole_name_however_many_share_its_start():
     catalog = _licences()
     assert "Cấp giấy phép hoạt động khám bệnh, chữa bệnh" in catalog.index.entries["3.000365"].aliases
     assert top(catalog.index, "cấp giấy phép hoạt động khám bệnh chữa bệnh") == "3.000365"
+
+
+# --------------------------------------------------------------------------- a long name's few words
+
+_WEAPONS = "Khai báo vũ khí thô sơ, vũ khí thể thao, công cụ hỗ trợ và pháo hoa"
+
+
+def test_a_few_words_of_a_long_official_name_can_be_all_the_question_asks():
+    """"khai báo vũ khí" is a quarter of the record's long name, and yet the whole question: the decision
+    reads both sides (alias_hit, name_share), so that such a question can be answered, not only offered."""
+    names = [_WEAPONS, "Khai báo tạm trú", "Đăng ký khai sinh", "Đăng ký kết hôn", "Cấp hộ chiếu phổ thông",
+             "Đăng ký thường trú", "Cấp thẻ căn cước", "Đổi giấy phép lái xe", "Đăng ký khai tử"]
+    index = KnowledgeIndex([EntryText(f"e{n}", name, (name,), aliases=(name,)) for n, name in enumerate(names)])
+    weapons = ask(index, "Nộp hồ sơ khai báo vũ khí ở đâu?").candidates[0]
+    assert weapons.entry_id == "e0" and weapons.alias_hit < 0.5
+    assert weapons.name_share == pytest.approx(1.0) and weapons.wording_share == pytest.approx(1.0)
+    # The same record is a small part of a question about another procedure that shares a word with it.
+    guests = {c.entry_id: c for c in ask(index, "nhà tôi có khách ở lại thì khai báo tạm trú ra sao").candidates}
+    assert guests["e1"].name_share == pytest.approx(1.0) and guests["e0"].name_share < 0.5
 
 
 # --------------------------------------------------------------------------- the same answer in every process
