@@ -185,7 +185,8 @@ class KnowledgeIndex:
         alias_needs_pair: list[bool] = []
         for entry in entries:
             for alias in entry.aliases:
-                heavy = [f for f in index_features(alias) if self.weight.get(f, 0.0) >= PHRASE_MIN_WEIGHT]
+                # Sorted, as the question's features are (`analyse`): sums in one order in every process.
+                heavy = sorted(f for f in index_features(alias) if self.weight.get(f, 0.0) >= PHRASE_MIN_WEIGHT)
                 if heavy:
                     for f in heavy:
                         alias_postings[f].append(len(alias_owner))
@@ -199,7 +200,7 @@ class KnowledgeIndex:
         phrase_postings: dict[str, list[int]] = defaultdict(list)
         phrase_norm: list[float] = []
         for idx, feats in enumerate(phrase_feats):
-            heavy = [f for f in feats if self.weight[f] >= PHRASE_MIN_WEIGHT]
+            heavy = sorted(f for f in feats if self.weight[f] >= PHRASE_MIN_WEIGHT)
             for f in heavy:
                 phrase_postings[f].append(idx)
             phrase_norm.append(math.sqrt(sum(self.weight[f] ** 2 for f in heavy)) or 1.0)
@@ -256,7 +257,10 @@ class KnowledgeIndex:
         mended = set(corrections.values())
         weights: dict[str, float] = {}
         unknown = 0.0
-        for f in feats:
+        # Sorted: every sum over the question's features (the search's, the content's) then adds in one
+        # order whatever Python's hash seed. In set order an alias was named 1.0 in one process and
+        # 0.9999999999999999 in another, and the decision tipped between answering and offering choices.
+        for f in sorted(feats):
             w = self.weight.get(f)
             if w is None:
                 if " " in f:
@@ -340,7 +344,7 @@ class KnowledgeIndex:
         """How much a text says about *which* procedure: the weight of its specific words; `sylls`: its
         `syllables`, which the question's analysis has already cut."""
         total = 0.0
-        for token in set(sylls):
+        for token in sorted(set(sylls)):  # sorted: the same sum in every process (see `analyse`)
             if token in GENERIC_WORDS or token.isdigit() or token == GAP:
                 continue
             total += self.weight.get(token, self.unknown_idf * 0.6)

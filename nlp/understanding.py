@@ -181,7 +181,7 @@ def decision_features(retrieval: Retrieval, kinds: dict[QuestionKind, float], co
             "wording_share": best.wording_share,
             "wording_share_gap": best.wording_share - max((c.wording_share for c in rest), default=0.0),
         }
-    return {
+    values = {
         **top,
         **_named(ranked, known_content),
         "content": math.log1p(content),
@@ -195,6 +195,12 @@ def decision_features(retrieval: Retrieval, kinds: dict[QuestionKind, float], co
         "unexplained": unexplained[0],
         "unexplained_max": unexplained[1],
     }
+    # Rounded: a gap that is 0 by arithmetic comes out 0 or -1e-16 and a cosine of a phrasing with itself 1
+    # or 0.9999999999999999, and a fitted tree must not split on the last bit of a float.
+    return {name: round(value, FEATURE_DIGITS) for name, value in values.items()}
+
+
+FEATURE_DIGITS = 9
 
 
 # The earlier hand-set rule, kept as two of the model's inputs because it reads names well: the question
