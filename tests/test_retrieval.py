@@ -291,6 +291,17 @@ def test_a_few_words_of_a_long_official_name_can_be_all_the_question_asks():
 
 # --------------------------------------------------------------------------- the same answer in every process
 
+def _printed_under_hash_seeds(script: str, seeds: int = 6) -> set[str]:
+    """What a script prints in processes that differ only in Python's hash seed (one line when all agree)."""
+    import os
+    import subprocess
+    import sys
+
+    return {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": str(seed)}, cwd=PROJECT_DIR).stdout.strip()
+            for seed in range(seeds)}
+
+
 _TIE = """
 from nlp.matcher import EntryText, KnowledgeIndex
 from nlp.normalize import normalize
@@ -305,15 +316,7 @@ print(index.analyse(normalize("đăng ký thuyền chung")).corrections)
 def test_a_typo_equally_close_to_two_known_words_is_mended_alike_in_every_process():
     """"chung" is one edit from "cung" and from "nhung": which one wins must not depend on Python's hash
     seed, or two bot processes (or two runs of the evaluation) answer the same question differently."""
-    import os
-    import subprocess
-    import sys
-
-    mended = set()
-    for seed in range(6):
-        done = subprocess.run([sys.executable, "-c", _TIE], capture_output=True, text=True, check=True,
-                              env={**os.environ, "PYTHONHASHSEED": str(seed)}, cwd=PROJECT_DIR)
-        mended.add(done.stdout.strip())
+    mended = _printed_under_hash_seeds(_TIE)
     assert len(mended) == 1, mended
 
 
@@ -332,15 +335,7 @@ def test_a_question_is_decided_alike_in_every_process():
     """A name's words were summed in the order of a set, which changes with Python's hash seed: the zalo
     question named its entry 1.0 in one process and 0.9999999999999999 in another, and was answered in
     one and offered as a choice in the other."""
-    import os
-    import subprocess
-    import sys
-
-    decided = set()
-    for seed in range(6):
-        done = subprocess.run([sys.executable, "-c", _DECIDE], capture_output=True, text=True, check=True,
-                              env={**os.environ, "PYTHONHASHSEED": str(seed)}, cwd=PROJECT_DIR)
-        decided.add(done.stdout)
+    decided = _printed_under_hash_seeds(_DECIDE)
     assert len(decided) == 1, decided
 
 
