@@ -165,21 +165,21 @@ def decision_features(retrieval: Retrieval, kinds: dict[QuestionKind, float], co
                "phrase_gap": 0.0, "alias_gap": 0.0, "name_share": 0.0, "name_share_gap": 0.0, "wording_share": 0.0,
                "wording_share_gap": 0.0}
     else:
+        def lead(field: str) -> float:
+            """How far the best candidate is ahead of its strongest rival on one score."""
+            return getattr(best, field) - max((getattr(c, field) for c in rest), default=0.0)
+
         top = {
             "score": best.score, "cover": best.cover, "phrase": best.phrase, "alias": best.alias_hit,
             "lexical": best.lexical, "lexical_first": float(best.lexical_rank == 0),
             "matcher_first": float(best.matcher_rank == 0),
-            "score_gap": best.score - max((c.score for c in rest), default=0.0),
-            "lexical_gap": best.lexical - max((c.lexical for c in rest), default=0.0),
+            "score_gap": lead("score"), "lexical_gap": lead("lexical"),
             "fused_gap": best.fused - (rest[0].fused if rest else 0.0),
             "rivals": float(sum(1 for c in rest if c.cover >= FAMILY_COVER * best.cover)),
             # How much more closely the question words the best entry's names than any rival's.
-            "phrase_gap": best.phrase - max((c.phrase for c in rest), default=0.0),
-            "alias_gap": best.alias_hit - max((c.alias_hit for c in rest), default=0.0),
-            "name_share": best.name_share,
-            "name_share_gap": best.name_share - max((c.name_share for c in rest), default=0.0),
-            "wording_share": best.wording_share,
-            "wording_share_gap": best.wording_share - max((c.wording_share for c in rest), default=0.0),
+            "phrase_gap": lead("phrase"), "alias_gap": lead("alias_hit"),
+            "name_share": best.name_share, "name_share_gap": lead("name_share"),
+            "wording_share": best.wording_share, "wording_share_gap": lead("wording_share"),
         }
     values = {
         **top,
