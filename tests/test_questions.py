@@ -3,6 +3,7 @@ follow-ups after a question the bot could not place, /start, and long messages."
 
 from __future__ import annotations
 
+import pytest
 from conftest import Chat
 
 from handlers.ask import LAW, STATUS
@@ -18,6 +19,21 @@ def test_a_law_question_gets_an_honest_reply_and_where_to_ask(chat: Chat):
 
 def test_a_law_question_without_diacritics_gets_the_same_reply(chat: Chat):
     reply = chat.ask("tron dong bao hiem xa hoi cho nguoi lao dong thi doanh nghiep bi xu phat nhu the nao")
+    assert reply.entry_id is None and reply.text.startswith(LAW)
+
+
+@pytest.mark.parametrize("question", [
+    "ông tôi không tự ký được thì chứng thực chữ ký bằng điểm chỉ có được không",
+    "ong toi khong tu ky duoc thi chung thuc chu ky bang diem chi co duoc khong",
+], ids=["diacritics", "folded"])
+def test_whether_one_may_go_through_a_named_procedure_is_answered_with_its_conditions(chat: Chat, question: str):
+    reply = chat.ask(question)
+    assert reply.entry_id == "2.000884", reply.text[:200]
+    assert reply.aspects[:1] == ("conditions",)
+
+
+def test_a_penalty_question_naming_a_procedure_still_gets_the_law_reply(chat: Chat):
+    reply = chat.ask("Phạt bao nhiêu nếu không khai báo lưu trú")
     assert reply.entry_id is None and reply.text.startswith(LAW)
 
 
