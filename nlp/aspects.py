@@ -407,7 +407,8 @@ _ASPECT_PHRASES = re.compile(r"\b(?:" + "|".join([  # noqa: FLY002 (one phrase a
     r"buu dien", r"buu chinh", r"gui ve nha", r"tai nha", r"ship", r"chuyen phat",
     # steps, conditions, legal
     r"cac buoc", r"nhung buoc", r"quy trinh", r"trinh tu", r"dieu kien", r"truong hop nao", r"bat buoc", r"co duoc khong",
-    r"duoc khong", r"can cu phap ly", r"can cu", r"luat nao", r"nghi dinh (?:nao|so)", r"thong tu (?:nao|so)", r"van ban nao",
+    r"duoc khong", r"can cu phap ly", r"can cu", r"quy dinh (?:o|tai) (?:dau|luat|dieu|nghi dinh|thong tu)", r"(?:o|tai) dieu (?:nao|may)",
+    r"luat nao", r"(?:cua|theo|trong) luat", r"nghi dinh(?: nao| so)?", r"thong tu(?: nao| so)?", r"van ban nao",
 ]) + r")\b")
 
 

@@ -32,6 +32,14 @@ def test_whether_one_may_go_through_a_named_procedure_is_answered_with_its_condi
     assert reply.aspects[:1] == ("conditions",)
 
 
+def test_which_article_of_which_law_rules_a_named_procedure_is_answered_with_its_legal_basis(chat: Chat):
+    # "quy định ở điều nào của luật cư trú" says what is asked, not which procedure: left as words of
+    # the question to explain, it made the bot unsure of the procedure named plainly before it.
+    reply = chat.ask("đăng ký thường trú quy định ở điều nào của luật cư trú")
+    assert reply.entry_id == "1.004222", reply.text[:200]
+    assert reply.aspects[:1] == ("legal",)
+
+
 def test_a_penalty_question_naming_a_procedure_still_gets_the_law_reply(chat: Chat):
     reply = chat.ask("Phạt bao nhiêu nếu không khai báo lưu trú")
     assert reply.entry_id is None and reply.text.startswith(LAW)
