@@ -45,6 +45,16 @@ def test_a_penalty_question_naming_a_procedure_still_gets_the_law_reply(chat: Ch
     assert reply.entry_id is None and reply.text.startswith(LAW)
 
 
+@pytest.mark.parametrize(("question", "entry_id"), [
+    ("chau nha toi 7 tuoi roi, gio bo chau muon lam thu tuc nhan con thi can giay to gi", "1.001022"),
+    ("muốn đổi tên cho con 3 tuổi thì cần giấy tờ gì", "1.004859"),
+], ids=["nhan-con", "doi-ten-cho-con"])
+def test_a_procedure_called_by_its_everyday_name_is_answered(chat: Chat, question: str, entry_id: str):
+    reply = chat.ask(question)
+    assert reply.entry_id == entry_id, reply.text[:200]
+    assert reply.aspects == ("documents",)
+
+
 def test_a_procedure_question_is_still_answered(chat: Chat):
     reply = chat.ask("Tôi bị mất căn cước thì làm lại ở đâu, cần giấy tờ gì?")
     assert reply.entry_id is not None, reply.text[:200]
