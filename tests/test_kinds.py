@@ -148,3 +148,12 @@ def test_law_questions_among_real_questions_from_shared(path):
     _, (law_precision, law_recall, _) = _figures(rows, model())
     assert law_precision >= 0.78  # measured 0.81-0.83 (about 45 questions taken for law)
     assert law_recall >= 0.40  # measured 0.58-0.59 (0.48-0.49 before the portal-style training questions)
+
+
+def test_a_law_question_not_sure_enough_is_read_as_a_procedure_question_not_a_dossier_status():
+    # A landlord asking whether he may deregister his tenants scored so; he got the reply about following a dossier.
+    K = QuestionKind
+    assert decide({K.PROCEDURE: 0.22, K.LAW: 0.55, K.STATUS: 0.2201, K.OTHER: 0.0099}) == K.PROCEDURE
+    assert decide({K.PROCEDURE: 0.25, K.LAW: 0.05, K.STATUS: 0.70, K.OTHER: 0.0}) == K.STATUS
+    assert decide({K.PROCEDURE: 0.30, K.LAW: 0.65, K.STATUS: 0.05, K.OTHER: 0.0}) == K.LAW
+
