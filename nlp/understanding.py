@@ -270,7 +270,7 @@ def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = Non
     family = _family(reading) or _sharing_a_name(reading, index)
     if len(family) > 1:
         return made(Outcome.CLARIFY, shown=family[:3])
-    # "Có được / có phải ... không" about a procedure the question names reads like law, yet asks who may
+    # "Có được / có phải ... không" about a procedure the model is sure of reads like law, yet asks who may
     # or must go through that procedure: its conditions, which its entry answers.
     if confident and (kind != QuestionKind.LAW or aspects[:1] == (Aspect.CONDITIONS,)):
         return made(Outcome.ANSWER, best.entry_id, aspects=aspects or (Aspect.OVERVIEW,))

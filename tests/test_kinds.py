@@ -156,4 +156,3 @@ def test_a_law_question_not_sure_enough_is_read_as_a_procedure_question_not_a_do
     assert decide({K.PROCEDURE: 0.22, K.LAW: 0.55, K.STATUS: 0.2201, K.OTHER: 0.0099}) == K.PROCEDURE
     assert decide({K.PROCEDURE: 0.25, K.LAW: 0.05, K.STATUS: 0.70, K.OTHER: 0.0}) == K.STATUS
     assert decide({K.PROCEDURE: 0.30, K.LAW: 0.65, K.STATUS: 0.05, K.OTHER: 0.0}) == K.LAW
-
