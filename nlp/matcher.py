@@ -155,6 +155,12 @@ class KnowledgeIndex:
         self.unknown_idf = math.log((total + 1) / 0.5)
         self.weight: dict[str, float] = {f: self._weigh(f, math.log((total + 1) / (df + 0.5))) for f, df in doc_freq.items()}
         self.vocabulary: list[str] = sorted(f for f in doc_freq if " " not in f and len(f) >= 3 and not f.isdigit())
+        # The index's words of three syllables or more: underthesea's compounds of its names and phrasings.
+        # A question's are looked up among them by their folded syllables (`_compounds_in`) rather than
+        # found by tokenizing the question: typed without diacritics, "von dieu le" is no word to
+        # underthesea, and its accented twin's compounds are the only ones the index could use anyway.
+        self._compounds = frozenset(f for f in doc_freq if f.count(" ") >= 2)
+        self._compound_sizes = sorted({f.count(" ") + 1 for f in self._compounds})
         # For mending a typo that is itself a word ("kết hông", "kinh doan"): the known neighbours of each syllable.
         self._next: dict[str, list[str]] = defaultdict(list)
         self._prev: dict[str, list[str]] = defaultdict(list)
@@ -251,9 +257,10 @@ class KnowledgeIndex:
             # Only the mended words change: punctuation, "thì" and a muted "mất" stay as written (they are
             # gaps in the syllables, and writing a gap back as a word would invent a "mất" the citizen never typed).
             normalized = " ".join(new if new != old else token for token, old, new in zip(written, as_written, sylls))
-            feats = text_features(normalized)
+            mended_sylls = syllables(normalized)
+            feats = text_features(normalized, with_compounds=False, sylls=mended_sylls) | self._compounds_in(mended_sylls)
         else:
-            feats = text_features(normalized, sylls=as_written)
+            feats = text_features(normalized, with_compounds=False, sylls=as_written) | self._compounds_in(as_written)
         mended = set(corrections.values())
         weights: dict[str, float] = {}
         unknown = 0.0
@@ -276,6 +283,16 @@ class KnowledgeIndex:
             weights[f] = w
         content = sum(w for f, w in weights.items() if " " not in f and f not in GENERIC_WORDS and not f.isdigit())
         return QueryAnalysis(weights, content, unknown, corrections, as_written, muted_sylls)
+
+    def _compounds_in(self, sylls: list[str]) -> set[str]:
+        """The index's compounds (three syllables or more) the question's syllables contain, within a clause."""
+        found = set()
+        for size in self._compound_sizes:
+            for i in range(len(sylls) - size + 1):
+                window = sylls[i:i + size]
+                if GAP not in window and (joined := " ".join(window)) in self._compounds:
+                    found.add(joined)
+        return found
 
     def _other_forms(self, normalized: str, written: list[str]) -> set[str]:
         """Folded syllables the question writes, with diacritics, as a word the index never uses; `written`:

@@ -22,7 +22,6 @@ from enum import StrEnum
 
 from nlp.aspects import Aspect, detect_aspects, forget_scores, strip_aspect_phrases
 from nlp.decision import DecisionModel, decision_model
-from nlp.features import compounds
 from nlp.kinds import QuestionKind, decide, kind_scores
 from nlp.matcher import KnowledgeIndex
 from nlp.normalize import fold, normalize, words
@@ -123,9 +122,9 @@ class Understanding:
 
 
 def forget_earlier_questions() -> None:
-    """Drop what reading earlier questions left in caches (the tokenizer's words, the aspect model's scores),
-    so that a benchmark times every question from scratch, as a new question is read."""
-    compounds.cache_clear()
+    """Drop what reading earlier questions left in caches (the aspect model's scores), so that a benchmark
+    times every question from scratch, as a new question is read. (A question is not tokenized by
+    underthesea: its long words are looked up among the index's, `KnowledgeIndex.analyse`.)"""
     forget_scores()
 
 

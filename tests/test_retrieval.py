@@ -44,6 +44,18 @@ def top(index, question: str) -> str:
     return ask(index, question).candidates[0].entry_id
 
 
+# --------------------------------------------------------------------------- words of three syllables or more
+
+@pytest.mark.parametrize(("accented", "unaccented"), [
+    ("thành lập hợp tác xã cần giấy tờ gì", "thanh lap hop tac xa can giay to gi"),
+    ("đăng ký nghĩa vụ quân sự ở đâu", "dang ky nghia vu quan su o dau"),
+])
+def test_a_question_typed_without_diacritics_reads_the_long_words_its_accented_twin_reads(index, accented, unaccented):
+    with_marks, without = index.analyse(normalize(accented)), index.analyse(normalize(unaccented))
+    assert any(feature.count(" ") >= 2 for feature in with_marks.weights), "the question holds a word of three syllables"
+    assert set(without.weights) == set(with_marks.weights)
+
+
 # --------------------------------------------------------------------------- "mất" after a typo correction
 
 @pytest.mark.parametrize("question", ["làm hộ chiếuu, hồ sơ gồm gì", "làm hộ chiếuu thì cần giấy tờ gì"])
