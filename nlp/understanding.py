@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from nlp.aspects import Aspect, detect_aspects, forget_scores, strip_aspect_phrases
-from nlp.decision import DecisionModel, decision_model
+from nlp.decision import NAMED, DecisionModel, decision_model
 from nlp.kinds import QuestionKind, decide, kind_scores
 from nlp.matcher import KnowledgeIndex
 from nlp.normalize import fold, normalize, words
@@ -264,7 +264,9 @@ def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = Non
         return made(Outcome.ASK_SUBJECT, shown=())
 
     kind = reading.kind
-    if kind == QuestionKind.STATUS and not confident:
+    # Where one's own dossier has got to is answered by following it (/theodoi), unless the question names
+    # what it asks about: "tra cứu hồ sơ trên cổng dịch vụ công" is the look-up topic, however it is put.
+    if kind == QuestionKind.STATUS and not (confident and reading.features[NAMED] > 0):
         return made(Outcome.STATUS, shown=())
     family = _family(reading) or _sharing_a_name(reading, index)
     if len(family) > 1:

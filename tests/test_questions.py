@@ -66,6 +66,11 @@ def test_a_status_question_without_a_code_says_how_to_follow_a_dossier(chat: Cha
     assert reply.text == STATUS
 
 
+def test_a_status_question_naming_the_look_up_service_is_answered_with_it(chat: Chat):
+    reply = chat.ask("làm sao tra cứu hồ sơ đã nộp đang đến bước nào")
+    assert reply.entry_id == "tra-cuu-ho-so", reply.text[:200]
+
+
 def test_a_bare_follow_up_after_an_unplaced_question_asks_what_it_is_about(chat: Chat):
     first = chat.ask("chứng thực hợp đồng mua bán nhà lệ phí bao nhiêu")
     assert first.entry_id is not None
