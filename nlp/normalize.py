@@ -10,7 +10,7 @@ import html
 import re
 import unicodedata
 
-from nlp.teencode import CONTEXT_SENSITIVE, TEENCODE
+from nlp.teencode import CONTEXT_SENSITIVE, TEENCODE, mistyped_abbreviation
 
 MAX_QUESTION_CHARS = 4096  # the whole of a Telegram message (its limit); Zalo allows 2,000
 
@@ -111,6 +111,8 @@ def expand_teencode(tokens: list[str]) -> list[str]:
     for i, token in enumerate(tokens):
         if token in TEENCODE or token in CONTEXT_SENSITIVE:
             out.extend(expand_at(tokens, i).split())
+        elif (meant := mistyped_abbreviation(token)) is not None:
+            out.extend(TEENCODE[meant].split())
         else:
             out.append(token)
     return out

@@ -74,6 +74,8 @@ TEENCODE: dict[str, str] = {
     "nvqs": "nghĩa vụ quân sự", "hgđ": "hộ gia đình", "hgd": "hộ gia đình", "bv": "bệnh viện", "ttyt": "trung tâm y tế",
     "xm": "xe máy", "oto": "ô tô", "kt3": "sổ tạm trú", "cbcc": "cán bộ công chức", "ccvc": "công chức viên chức",
     "tphcm": "thành phố hồ chí minh", "hcm": "hồ chí minh",
+    # Kept as typed: Trung tâm Hành chính công, no slip of TTHC ("bhxhh" is one of BHXH).
+    "tthcc": "tthcc",
     # frequent typos of procedure words (terms.yaml, loi_go_thuong_gap)
     "căng": "căn", "cướt": "cước", "cuot": "cuoc", "khaisinh": "khai sinh", "hokhau": "hộ khẩu",
     "khầu": "khẩu", "chíu": "chiếu", "chiu": "chiếu", "sin": "sinh", "xinh": "sinh",
@@ -140,3 +142,35 @@ CONTEXT_SENSITIVE: dict[str, Callable[[str | None, str | None], str]] = {
     "ca": _ca, "hong": _hong, "antt": _antt,
     "dk": _dk, "đk": _dk, "a": _a, "chú": _tam_chu, "chu": _tam_chu, "hk": _hk, "hc": _hc,
 }
+
+
+# Abbreviations are typed fast and often slip: two letters swapped ("bhhx"), a letter doubled ("bhxhh"), "d" for
+# "đ" ("cccđ"). Only these slips are read back, only of abbreviations without a vowel (a slip of a word with
+# vowels may be another word: "chui" is no "chiu"), and only where one abbreviation alone gives the slip: a word
+# one letter off in any other way is as likely another abbreviation the list lacks (TTLT is no TTYT).
+_MIN_TYPO_LENGTH = 4
+_VOWELS = frozenset("aeiouàáảãạăằắẳẵặâầấẩẫậèéẻẽẹêềếểễệìíỉĩịòóỏõọôồốổỗộơờớởỡợùúủũụưừứửữự")  # "y" of BHYT is no vowel here
+
+
+def _slips(key: str) -> set[str]:
+    swapped = {key[:i] + key[i + 1] + key[i] + key[i + 2:] for i in range(len(key) - 1) if key[i] != key[i + 1]}
+    doubled = {key[:i] + key[i] + key[i:] for i in range(len(key))}
+    return swapped | doubled | {key.replace("đ", "d"), key.replace("d", "đ")}
+
+
+def _slip_table() -> dict[str, str]:
+    owners: dict[str, set[str]] = {}
+    for key in TEENCODE:
+        if len(key) >= _MIN_TYPO_LENGTH and key.isalpha() and not _VOWELS.intersection(key):
+            for slip in _slips(key) - {key}:
+                owners.setdefault(slip, set()).add(key)
+    return {slip: next(iter(keys)) for slip, keys in owners.items()
+            if len(keys) == 1 and slip not in TEENCODE and slip not in CONTEXT_SENSITIVE}
+
+
+_SLIPS = _slip_table()
+
+
+def mistyped_abbreviation(token: str) -> str | None:
+    """The abbreviation a word is a slip of ("bhhx" -> "bhxh"), if exactly one."""
+    return _SLIPS.get(token)

@@ -82,6 +82,22 @@ def test_teencode_is_expanded(typed, standard):
     assert standard in normalize(f"làm {typed} nhé")
 
 
+@pytest.mark.parametrize("slipped, meant", [
+    ("bhty", "bhyt"),  # two letters swapped
+    ("bhxhh", "bhxh"),  # a letter doubled
+    ("cccđ", "cccd"),  # "đ" for "d"
+])
+def test_a_slipped_abbreviation_is_read_as_the_abbreviation(slipped, meant):
+    assert normalize(f"mất thẻ {slipped} thì làm lại ở đâu") == normalize(f"mất thẻ {meant} thì làm lại ở đâu")
+
+
+@pytest.mark.parametrize("word", ["ttlt", "tthcc", "chui", "gplz"])
+def test_a_word_one_letter_off_in_another_way_or_an_abbreviation_of_its_own_is_left_as_typed(word):
+    # TTLT (thông tư liên tịch) is no TTYT, TTHCC (trung tâm hành chính công) no TTHC, "chui" a word;
+    # "gplz" is as near GPLX as GPLĐ.
+    assert normalize(f"theo {word} nào") == f"theo {word} nào"
+
+
 def test_dk_is_dang_ky_before_a_noun_and_duoc_at_the_end():
     assert normalize("dk tam tru").startswith("đăng ký")
     assert normalize("đk kết hôn ở đâu").startswith("đăng ký kết hôn")
