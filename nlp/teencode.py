@@ -74,6 +74,11 @@ TEENCODE: dict[str, str] = {
     "nvqs": "nghĩa vụ quân sự", "hgđ": "hộ gia đình", "hgd": "hộ gia đình", "bv": "bệnh viện", "ttyt": "trung tâm y tế",
     "xm": "xe máy", "oto": "ô tô", "kt3": "sổ tạm trú", "cbcc": "cán bộ công chức", "ccvc": "công chức viên chức",
     "tphcm": "thành phố hồ chí minh", "hcm": "hồ chí minh",
+    # seen unexpanded in the project's own and the real questions
+    "đki": "đăng ký", "dki": "đăng ký", "kq": "kết quả", "sv": "sinh viên", "nv": "nhân viên", "cq": "cơ quan",
+    "lđ": "lao động", "ktra": "kiểm tra", "noxh": "nhà ở xã hội", "hđđt": "hóa đơn điện tử", "hddt": "hóa đơn điện tử",
+    "cchn": "chứng chỉ hành nghề", "thpt": "trung học phổ thông", "thcs": "trung học cơ sở",
+    "shcn": "sở hữu công nghiệp", "gp": "giấy phép",
     # Kept as typed: Trung tâm Hành chính công, no slip of TTHC ("bhxhh" is one of BHXH).
     "tthcc": "tthcc",
     # frequent typos of procedure words (terms.yaml, loi_go_thuong_gap)

@@ -77,6 +77,10 @@ def test_clean_bounds_very_long_text():
     ("CCCD", "căn cước công dân"),
     ("bn", "bao nhiêu"),
     ("gplx", "giấy phép lái xe"),
+    ("đki", "đăng ký"),
+    ("kq", "kết quả"),
+    ("sv", "sinh viên"),
+    ("noxh", "nhà ở xã hội"),
 ])
 def test_teencode_is_expanded(typed, standard):
     assert standard in normalize(f"làm {typed} nhé")
