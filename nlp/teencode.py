@@ -158,12 +158,14 @@ _VOWELS = frozenset("aeiouàáảãạăằắẳẵặâầấẩẫậèéẻ�
 
 
 def _slips(key: str) -> set[str]:
+    """The ways one abbreviation is mistyped that are read back (the abbreviation itself among them)."""
     swapped = {key[:i] + key[i + 1] + key[i] + key[i + 2:] for i in range(len(key) - 1) if key[i] != key[i + 1]}
     doubled = {key[:i] + key[i] + key[i:] for i in range(len(key))}
     return swapped | doubled | {key.replace("đ", "d"), key.replace("d", "đ")}
 
 
 def _slip_table() -> dict[str, str]:
+    """Each slip that only one vowel-less abbreviation of four letters or more can give, and that abbreviation."""
     owners: dict[str, set[str]] = {}
     for key in TEENCODE:
         if len(key) >= _MIN_TYPO_LENGTH and key.isalpha() and not _VOWELS.intersection(key):
