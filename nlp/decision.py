@@ -124,6 +124,7 @@ class DecisionModel:
     about: dict = field(default_factory=dict, compare=False)  # what it was fitted on and how well it did
     choice_order: ChoiceOrder | None = None  # how runners-up are ordered; None keeps the retrievers' order
     trees: BoostedTrees | None = None
+    choices_named_at: float | None = None  # the choices threshold for a question that names its entry (None: choices_at)
 
     def probability(self, values: Mapping[str, float]) -> float:
         """P(the best candidate is right); a feature the model was not fitted with is an error."""
@@ -139,11 +140,17 @@ class DecisionModel:
         """Whether a question with these features and this probability is answered."""
         return probability >= (self.answer_named_at if values[NAMED] > 0 else self.answer_at)
 
+    def offers_choices(self, values: Mapping[str, float], probability: float) -> bool:
+        """Whether a question this model does not answer is offered its best candidates as choices."""
+        named = values[NAMED] > 0 and self.choices_named_at is not None
+        return probability >= (self.choices_named_at if named else self.choices_at)
+
     def to_json(self) -> str:
         readable = json.dumps({
             "features": list(self.features), "mean": list(self.mean), "scale": list(self.scale),
             "coef": list(self.coef), "intercept": self.intercept, "answer_at": self.answer_at,
-            "choices_at": self.choices_at, "answer_named_at": self.answer_named_at, "about": self.about,
+            "choices_at": self.choices_at, "answer_named_at": self.answer_named_at,
+            "choices_named_at": self.choices_named_at, "about": self.about,
             "choice_order": self.choice_order.to_dict() if self.choice_order else None,
         }, ensure_ascii=False, indent=1)
         if self.trees is None:
@@ -157,7 +164,8 @@ class DecisionModel:
         return cls(tuple(raw["features"]), tuple(raw["mean"]), tuple(raw["scale"]), tuple(raw["coef"]),
                    float(raw["intercept"]), float(raw["answer_at"]), float(raw["choices_at"]), float(raw["answer_named_at"]),
                    raw.get("about", {}), ChoiceOrder.from_dict(raw["choice_order"]) if raw.get("choice_order") else None,
-                   BoostedTrees.from_dict(raw["trees"]) if raw.get("trees") else None)
+                   BoostedTrees.from_dict(raw["trees"]) if raw.get("trees") else None,
+                   float(raw["choices_named_at"]) if raw.get("choices_named_at") is not None else None)
 
 
 @lru_cache(maxsize=1)

@@ -277,8 +277,8 @@ def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = Non
         return made(Outcome.ANSWER, best.entry_id, aspects=aspects or (Aspect.OVERVIEW,))
     if kind == QuestionKind.LAW:
         # The procedure plainly related to a law question is offered, never answered as if asked.
-        return made(Outcome.LAW, shown=ranked[:1] if p >= model.choices_at else ())
-    if p >= model.choices_at:
+        return made(Outcome.LAW, shown=ranked[:1] if model.offers_choices(reading.features, p) else ())
+    if model.offers_choices(reading.features, p):
         return made(Outcome.CLARIFY, shown=ranked[:3])
     return made(Outcome.UNKNOWN)
 

@@ -141,6 +141,7 @@ def examples_for(catalog: Catalog, questions: list[dict], kb: str, fitted_kinds:
 
 
 def choices_value(examples: list[Example], p: np.ndarray, answer_at: float, choices_at: float) -> float:
+    """What offering choices from `choices_at` up to `answer_at` is worth to the citizens asking these questions."""
     total = 0.0
     for example, prob in zip(examples, p):
         if choices_at <= prob < answer_at:
@@ -156,8 +157,9 @@ def precise_threshold(right: np.ndarray, p: np.ndarray) -> float:
     return next((float(t) for t in GRID if (p >= t).any() and right[p >= t].mean() >= ANSWER_PRECISION), float(GRID[-1]))
 
 
-def choose_thresholds(examples: list[Example], p: np.ndarray) -> tuple[float, float, float]:
-    """(answer, answer when the question names its entry, offer choices), from out-of-fold probabilities."""
+def choose_thresholds(examples: list[Example], p: np.ndarray) -> tuple[float, float, float, float]:
+    """(answer, answer when the question names its entry, offer choices, offer choices when it names its
+    entry), from out-of-fold probabilities."""
     right = np.array([e.right for e in examples])
     named = np.array([e.features[NAMED] > 0 for e in examples])
     # Questions that name their entry (nlp.decision.NAMED) and those that don't each get the
@@ -165,8 +167,16 @@ def choose_thresholds(examples: list[Example], p: np.ndarray) -> tuple[float, fl
     # which one model over both kinds of question under-weighs, and a look-alike never names its entry.
     answer_at = precise_threshold(right[~named], p[~named])
     answer_named_at = precise_threshold(right[named], p[named])
-    choices_at = max(GRID[GRID <= answer_named_at], key=lambda t: (choices_value(examples, p, answer_at, t), t))
-    return answer_at, answer_named_at, float(choices_at)
+    # Choices likewise: below its answer threshold, a question that names its entry has the entry among
+    # the first three far more often than one that does not, so choices are worth offering further down.
+    choices_at = _best_choices_threshold([e for e, n in zip(examples, named) if not n], p[~named], answer_at)
+    choices_named_at = _best_choices_threshold([e for e, n in zip(examples, named) if n], p[named], answer_named_at)
+    return answer_at, answer_named_at, choices_at, choices_named_at
+
+
+def _best_choices_threshold(examples: list[Example], p: np.ndarray, answer_at: float) -> float:
+    """The threshold below `answer_at` from which choices are worth most (the highest of equals)."""
+    return float(max(GRID[GRID <= answer_at], key=lambda t: (choices_value(examples, p, answer_at, t), t)))
 
 
 def figures(examples: list[Example], p: np.ndarray, model) -> dict[str, float]:
@@ -339,14 +349,14 @@ def main() -> None:
     names = sorted(train[0].features)
     y = np.array([e.right for e in train], dtype=int)
     out_of_fold = repeated_out_of_fold(train, names, y)
-    answer_at, answer_named_at, choices_at = choose_thresholds(train, out_of_fold)
+    answer_at, answer_named_at, choices_at, choices_named_at = choose_thresholds(train, out_of_fold)
     fitted = fit(train, names)
     scaler, model = fitted.scaler, fitted.linear
     trees = export_trees(fitted.trees)
     decision = DecisionModel(
         tuple(names), tuple(float(v) for v in scaler.mean_), tuple(float(v) or 1.0 for v in scaler.scale_),
         tuple(float(v) for v in model.coef_[0]), float(model.intercept_[0]), answer_at, choices_at, answer_named_at,
-        trees=trees,
+        trees=trees, choices_named_at=choices_named_at,
     )
     # The bot walks the exported trees without scikit-learn: they must give what scikit-learn gives.
     x_train = matrix(train, names)
@@ -370,10 +380,11 @@ def main() -> None:
     choice_order, about["choice_order"] = fit_choice_order(train)
     about["choice_order"]["check_split"] = choice_top3(check, choice_order)
     decision = DecisionModel(decision.features, decision.mean, decision.scale, decision.coef, decision.intercept,
-                             answer_at, choices_at, answer_named_at, about, choice_order, trees)
+                             answer_at, choices_at, answer_named_at, about, choice_order, trees, choices_named_at)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(decision.to_json() + "\n", encoding="utf-8")
-    print(json.dumps({"answer_at": answer_at, "answer_named_at": answer_named_at, "choices_at": choices_at, **about}, ensure_ascii=False, indent=1))
+    print(json.dumps({"answer_at": answer_at, "answer_named_at": answer_named_at, "choices_at": choices_at,
+                      "choices_named_at": choices_named_at, **about}, ensure_ascii=False, indent=1))
     print("coefficients:", {n: round(c, 2) for n, c in zip(names, decision.coef)})
 
 

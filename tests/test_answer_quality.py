@@ -14,7 +14,7 @@ from conftest import NATIONAL_SAMPLE, PROJECT_DIR, make_settings
 from handlers import build_router
 from knowledge.catalog import Catalog
 from nlp.aspects import Aspect
-from nlp.decision import decision_model
+from nlp.decision import NAMED, decision_model
 from nlp.understanding import Outcome, understand
 from quality.evaluate import WRONG_CONFIDENT, run_eval
 from quality.train_decision import build_catalog, training_questions
@@ -88,6 +88,49 @@ def test_the_decision_model_says_what_it_was_fitted_on():
     assert 0 < model.choices_at <= model.answer_at < 1
     assert model.about["fitted_by"] == "python -m quality.train_decision"
     assert set(model.about["train"]) >= {"starter/proc", "starter/law", "national/proc", "national/law"}
+
+
+def test_a_question_that_names_its_entry_is_offered_choices_by_its_own_threshold(catalog):
+    """Choices are offered from `choices_named_at` to a question that names its best entry, from `choices_at`
+    to one that does not: below the answer threshold, the first is right among its first three far more often."""
+    from dataclasses import replace
+
+    from nlp.decision import NAMED
+    from nlp.understanding import read_question
+
+    model = decision_model()
+    assert model.choices_named_at is not None and 0 < model.choices_named_at <= model.answer_named_at
+    for question, named in (("cấp lại thẻ căn cước", True), ("nhà em mới xây xong muốn làm giấy tờ", False)):
+        reading = read_question(question, catalog.index)
+        assert (reading.features[NAMED] > 0) == named
+        p = model.probability(reading.features)
+        unsure = replace(model, answer_at=1.0, answer_named_at=1.0)  # nothing is answered outright
+        own, other = ("choices_named_at", "choices_at") if named else ("choices_at", "choices_named_at")
+        offered = understand(question, catalog.index, model=replace(unsure, **{own: p, other: 1.0}))
+        assert offered.outcome == Outcome.CLARIFY and len(offered.candidates) == 3
+        refused = understand(question, catalog.index, model=replace(unsure, **{own: min(p + 0.01, 1.0), other: 0.0}))
+        assert refused.outcome == Outcome.UNKNOWN
+
+
+def test_the_choices_thresholds_are_fitted_apart_for_questions_that_name_their_entry():
+    """Each kind of question gets the choices threshold worth most to it, below its own answer threshold."""
+    import numpy as np
+
+    from quality.train_decision import Example, choose_thresholds
+
+    def example(named: bool, right: bool, in_top3: bool) -> Example:
+        return Example({}, "starter", {NAMED: float(named)}, right, in_top3, True, [], [])
+
+    # Named: answered from 0.5; between 0.2 and 0.5 the right entry is always among the first three.
+    # Not named: answered from 0.8; below 0.6 it never is.
+    examples, p = [], []
+    for prob in np.arange(0.05, 0.95, 0.05):
+        examples.append(example(True, prob >= 0.5, prob >= 0.2))
+        examples.append(example(False, prob >= 0.8, prob >= 0.6))
+        p += [prob, prob]
+    answer_at, answer_named_at, choices_at, choices_named_at = choose_thresholds(examples, np.array(p))
+    assert answer_named_at < 0.5 < 0.6 < answer_at  # a few wrong answers are allowed (ANSWER_PRECISION)
+    assert choices_named_at == pytest.approx(0.2, abs=0.011) and choices_at == pytest.approx(0.6, abs=0.011)
 
 
 def test_the_choices_put_the_entry_that_explains_the_question_before_a_lookalike(catalog):
