@@ -50,6 +50,10 @@ VIETNAMESE_SYLLABLES = frozenset(fold(s) for word in _VIETNAMESE_WORDS for s in 
 # "tỉnh", "thất" to "thai"): the pairs as written, and folded (for text typed without diacritics).
 VIETNAMESE_WORD_PAIRS = frozenset(f"{a} {b}" for word in _VIETNAMESE_WORDS for a, b in pairwise(word) if a.isalpha() and b.isalpha())
 VIETNAMESE_PAIRS = frozenset(fold(pair) for pair in VIETNAMESE_WORD_PAIRS)
+# Syllables as written, diacritics and all ("vàng", "sang"): in a question typed with diacritics, one of
+# these is the word the citizen chose, not a slip of another that only its folded letters are near
+# ("biển số vàng sang trắng" was mended to "biển số bằng vàng trắng").
+VIETNAMESE_WRITTEN_SYLLABLES = frozenset(s for word in _VIETNAMESE_WORDS for s in word if s.isalpha())
 del _VIETNAMESE_WORDS
 
 # Pairs of such words that together do name something: "bản sao" (folded like "bạn sao"), "làm lại".

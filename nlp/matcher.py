@@ -26,6 +26,7 @@ from nlp.features import (
     GENERIC_WORDS,
     VIETNAMESE_PAIRS,
     VIETNAMESE_SYLLABLES,
+    VIETNAMESE_WRITTEN_SYLLABLES,
     VIETNAMESE_WORD_PAIRS,
     index_features,
     index_words,
@@ -46,6 +47,7 @@ PHRASE_WEIGHT = 0.6
 # Features lighter than this (words every entry uses) are left out of phrase similarity: they would
 # only add noise, and their long posting lists would cost most of the search time.
 PHRASE_MIN_WEIGHT = 0.6
+ACCENTED_SHARE = 0.4  # of a question's syllables with a mark, from which it counts as typed with diacritics
 
 
 _TELEX_DOUBLE = {"aa": "a", "aw": "a", "ee": "e", "oo": "o", "ow": "o", "uw": "u", "dd": "d"}
@@ -313,6 +315,10 @@ class KnowledgeIndex:
         `written`: the same syllables with their diacritics."""
         fixes: dict[str, str] = {}
         out = list(sylls)
+        letters = [w for w in written if w.isalpha()]
+        # Typed with diacritics: most syllables carry a mark. A few marks in folded text ("nghỉ đc 12
+        # tháng r thì rut dc k ạ") leave its unmarked syllables as open to mending as before.
+        accented = sum(not w.isascii() for w in letters) >= ACCENTED_SHARE * len(letters) > 0
 
         def paired(i: int, j: int) -> bool:
             """Whether the syllables as written at i and j (j = i + 1) are a known pair: in an entry's
@@ -337,6 +343,11 @@ class KnowledgeIndex:
             """A word is not mended to fit one neighbour when it makes a pair with the other."""
             return paired(i, j) or a_word(i, j, folded_too=False)
 
+        def chosen(i: int) -> bool:
+            """Whether the syllable at i, in a question typed with diacritics, is a Vietnamese word as
+            written: never mended."""
+            return accented and written[i] in VIETNAMESE_WRITTEN_SYLLABLES
+
         # Context is read as written, never as mended, and a syllable that makes a known pair with its
         # other neighbour is no typo: mending "thời hạn sang tên xe" pair by pair changed "sang" to fit
         # "hạn" ("hạn bằng") and then "tên" to fit the new "bằng" ("bằng tiền").
@@ -346,12 +357,12 @@ class KnowledgeIndex:
                 continue
             if any(ch.isdigit() for ch in a + b):  # a number or a code is never a typo for another one
                 continue
-            if a in self._next and self.weight.get(a, 0) >= PHRASE_MIN_WEIGHT and not protected(i + 1, i + 2):
+            if a in self._next and self.weight.get(a, 0) >= PHRASE_MIN_WEIGHT and not protected(i + 1, i + 2) and not chosen(i + 1):
                 best = process.extractOne(b, self._next[a], scorer=OSA.normalized_similarity, score_cutoff=0.74)
                 if best is not None:
                     fixes[b] = out[i + 1] = best[0]
                     continue
-            if b in self._prev and self.weight.get(b, 0) >= PHRASE_MIN_WEIGHT and not protected(i - 1, i) and out[i] == a:
+            if b in self._prev and self.weight.get(b, 0) >= PHRASE_MIN_WEIGHT and not protected(i - 1, i) and out[i] == a and not chosen(i):
                 best = process.extractOne(a, self._prev[b], scorer=OSA.normalized_similarity, score_cutoff=0.74)
                 if best is not None:
                     fixes[a] = out[i] = best[0]

@@ -56,6 +56,17 @@ def test_a_question_typed_without_diacritics_reads_the_long_words_its_accented_t
     assert set(without.weights) == set(with_marks.weights)
 
 
+def test_a_word_typed_with_its_diacritics_is_not_mended_to_another(index, national):
+    """"biển số vàng sang trắng" asks to change a plate's colour: "vàng" and "sang", chosen and written
+    with marks, were mended to "hàng" / "bằng" and "vàng" (gold, "vàng trắng") and the plates were lost."""
+    question = "Đổi biển số vàng sang trắng (hoặc ngược lại)?"
+    for searched in (index, national.index):
+        assert searched.analyse(normalize(question)).corrections == {}
+    # The same words typed without any diacritics are still open to mending, and a real typo with marks is mended.
+    assert index.analyse(normalize("lam ho chieuu")).corrections
+    assert index.analyse(normalize("làm hộ chiếuu cho con")).corrections
+
+
 # --------------------------------------------------------------------------- "mất" after a typo correction
 
 @pytest.mark.parametrize("question", ["làm hộ chiếuu, hồ sơ gồm gì", "làm hộ chiếuu thì cần giấy tờ gì"])
