@@ -17,6 +17,7 @@ from knowledge import unanswered
 from knowledge.schema import Entry, OnlineLevel
 from nlp import Outcome, Understanding, understand
 from nlp.aspects import Aspect
+from nlp.names import channel_of
 from nlp.normalize import MAX_QUESTION_CHARS
 
 _ASPECT_BUTTONS_PER_ROW = 2
@@ -158,10 +159,23 @@ def answer_entry(context: Context, chat_key: str, entry_id: str, aspects: tuple[
         shown = tuple(a for a in shown if _has(entry, a)) or (Aspect.OVERVIEW,)
     offers = [Button(label, data) for label, data in aspect_buttons_data(entry.id, shown)][:6]
     rows = [offers[i:i + _ASPECT_BUTTONS_PER_ROW] for i in range(0, len(offers), _ASPECT_BUTTONS_PER_ROW)]
+    text = write_answer(entry, shown)
+    # The same procedure filed another way (online in full / in part or at the office; a form or the web
+    # page) is a separate record: the citizen asked about the procedure, so the other way is offered too.
+    siblings = [e for e in map(context.catalog.get, sorted(context.catalog.index.siblings.get(entry.id, ()))) if e is not None]
+    if siblings:
+        text += "\n\nThủ tục này còn làm được theo cách khác:\n" + "\n".join(f"• {display_name(e)}" for e in siblings)
+        rows += [[Button(_way(e), AspectButton(e.id, shown[0]).pack())] for e in siblings if AspectButton(e.id, shown[0]).fits()]
     up, down = FeedbackButton(entry.id, "up"), FeedbackButton(entry.id, "down")
     if down.fits():  # an id too long for Telegram's 64 bytes gets the answer without buttons
         rows.append([Button("👍 Hữu ích", up.pack()), Button("👎 Chưa đúng", down.pack())])
-    return Reply(write_answer(entry, shown), rows, entry_id=entry.id, aspects=tuple(a.value for a in shown), outcome="answered")
+    return Reply(text, rows, entry_id=entry.id, aspects=tuple(a.value for a in shown), outcome="answered")
+
+
+def _way(entry: Entry) -> str:
+    """A button's label for a sibling: the way it is filed ("Qua Trang thông tin điện tử"), else its name."""
+    way = channel_of(entry.name)
+    return (way[0].upper() + way[1:]) if way else display_name(entry)[:60]
 
 
 def _has(entry: Entry, aspect: Aspect) -> bool:

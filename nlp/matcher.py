@@ -34,6 +34,7 @@ from nlp.features import (
     text_features,
 )
 from nlp.lexical import LexicalIndex, term_number
+from nlp.names import without_channel
 from nlp.normalize import CLAUSE_MARKS, fold, tokens
 
 GENERIC_FACTOR = 0.12
@@ -131,6 +132,16 @@ class KnowledgeIndex:
                 for entry_id in ids:
                     shared[entry_id].append((name, frozenset(ids)))
         self.shared_names = {entry_id: tuple(names) for entry_id, names in shared.items()}
+        # Procedures that are one procedure filed in different ways (`without_channel`): for each, the others.
+        # A question about foreigners' temporary residence asks about both the paper and the online one, so
+        # neither is the other's rival.
+        filed: dict[str, set[str]] = defaultdict(set)
+        for entry in entries:
+            key = without_channel(entry.name)
+            if key:
+                filed[key].add(self._alias_of.get(entry.id, entry.id))
+        self.siblings: dict[str, frozenset[str]] = {entry_id: frozenset(ids - {entry_id})
+                                                    for ids in filed.values() if len(ids) > 1 for entry_id in ids}
         phrase_owner: list[str] = []
         phrase_feats: list[set[str]] = []
         entry_feats: dict[str, set[str]] = defaultdict(set)

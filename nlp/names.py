@@ -49,6 +49,14 @@ _VERB_LIST = re.compile(
 )
 
 
+# How a dossier is filed, in the names of procedures that exist once for each way ("Cấp lại chứng nhận đăng ký
+# xe ... thực hiện bằng dịch vụ công trực tuyến toàn trình" / "... một phần hoặc trực tiếp"; foreigners'
+# temporary residence "bằng Phiếu khai báo tạm trú" / "qua Trang thông tin điện tử").
+_CHANNEL = re.compile(
+    r"\s*(?:(?:thực hiện\s+)?bằng dịch vụ công(?:\s+trực tuyến)?\s+(?:toàn trình|một phần)(?:\s+hoặc\s+trực tiếp)?"
+    r"|qua trang thông tin điện tử|bằng phiếu khai báo tạm trú)\b", re.IGNORECASE)
+
+
 def _tidy(text: str) -> str:
     """Single spaces, no dangling punctuation or joining words at either end."""
     text = " ".join(text.split())
@@ -137,6 +145,23 @@ SHARED_NAME_LIMIT = 3
 def plain_name(name: str) -> str:
     """The official name without its boilerplate (what `everyday_names` cuts further)."""
     return _strip_boilerplate(name)
+
+
+def without_channel(name: str) -> str | None:
+    """The folded name of a procedure without how its dossier is filed (and without its boilerplate), or
+    None when the name says nothing of that: procedures with the same such name are one procedure filed in
+    different ways, which a citizen who asks about it does not tell apart."""
+    plain = _strip_boilerplate(name)
+    if not _CHANNEL.search(plain):
+        return None
+    return " ".join(_folded_words(_tidy(_CHANNEL.sub("", plain))))
+
+
+def channel_of(name: str) -> str | None:
+    """How a procedure's dossier is filed, as its name says it ("bằng dịch vụ công trực tuyến toàn trình",
+    "qua Trang thông tin điện tử"), or None."""
+    found = _CHANNEL.search(name)
+    return re.sub(r"^thực hiện\s+", "", found.group(0).strip(), flags=re.IGNORECASE) if found else None
 
 
 def _folded_words(text: str) -> list[str]:

@@ -142,18 +142,22 @@ def read_question(text: str, index: KnowledgeIndex,
     content = retrieval.query.content_weight / index.unknown_idf
     unexplained = tuple(index.unexplained(retrieval.query, [c.entry_id for c in retrieval.candidates[:CHOICE_DEPTH]]))
     known_content = max(retrieval.query.content_weight - retrieval.query.unknown_weight, 0.0) / index.unknown_idf
+    siblings = index.siblings.get(retrieval.candidates[0].entry_id, frozenset()) if retrieval.candidates else frozenset()
     features = decision_features(retrieval, kinds, content, len(words(normalized)), len(index.entries),
-                                 unexplained[0] if unexplained else (1.0, 0.0), known_content)
+                                 unexplained[0] if unexplained else (1.0, 0.0), known_content, siblings)
     return Reading(normalized, folded, aspects, retrieval, kinds, content, features, unexplained)
 
 
 def decision_features(retrieval: Retrieval, kinds: dict[QuestionKind, float], content: float, n_words: int,
-                      n_entries: int, unexplained: tuple[float, float], known_content: float) -> dict[str, float]:
+                      n_entries: int, unexplained: tuple[float, float], known_content: float,
+                      siblings: frozenset[str] = frozenset()) -> dict[str, float]:
     """What the decision model reads about the best candidate and the question (the same at fitting);
     `unexplained`: what of the question the best entry's whole text never mentions (share, heaviest);
     `known_content`: the content of the words some entry's names know ("ốm đau" against the starter
-    entries says nothing of which entry is meant, and must not make "chế độ" look like a name)."""
-    ranked = retrieval.candidates
+    entries says nothing of which entry is meant, and must not make "chế độ" look like a name); `siblings`:
+    the best candidate's siblings (`KnowledgeIndex.siblings`: the same procedure filed another way), which
+    are not its rivals."""
+    ranked = [c for c in retrieval.candidates if c.entry_id not in siblings]
     best = ranked[0] if ranked else None
     rest = ranked[1:]
     query = retrieval.query
@@ -268,7 +272,7 @@ def understand(text: str, index: KnowledgeIndex, last_entry_id: str | None = Non
     # what it asks about: "tra cứu hồ sơ trên cổng dịch vụ công" is the look-up topic, however it is put.
     if kind == QuestionKind.STATUS and not (confident and reading.features[NAMED] > 0):
         return made(Outcome.STATUS, shown=())
-    family = _family(reading) or _sharing_a_name(reading, index)
+    family = _family(reading, index) or _sharing_a_name(reading, index)
     if len(family) > 1:
         return made(Outcome.CLARIFY, shown=family[:3])
     # "Có được / có phải ... không" about a procedure the model is sure of reads like law, yet asks who may
@@ -318,14 +322,16 @@ def ordered_choices(reading: Reading, model: DecisionModel) -> list[Candidate]:
     return [ranked[0], *(ranked[n] for n in runners_up), *ranked[len(scores):]]
 
 
-def _family(reading: Reading) -> tuple[Candidate, ...]:
-    """The entries a short question names equally, when it names several and is none's own phrasing."""
+def _family(reading: Reading, index: KnowledgeIndex) -> tuple[Candidate, ...]:
+    """The entries a short question names equally, when it names several and is none's own phrasing (the
+    first's siblings, one procedure filed in other ways, are not others)."""
     ranked = reading.candidates
     if len(ranked) < 2 or len(words(reading.normalized)) > FAMILY_MAX_WORDS or reading.content < FAMILY_CONTENT:
         return ()
     if any(c.phrase >= FAMILY_PHRASE for c in ranked[:5]):
         return ()
-    return tuple(c for c in ranked[:5] if c.cover >= FAMILY_COVER)
+    siblings = index.siblings.get(ranked[0].entry_id, frozenset())
+    return tuple(c for c in ranked[:5] if c.cover >= FAMILY_COVER and c.entry_id not in siblings)
 
 
 def _sharing_a_name(reading: Reading, index: KnowledgeIndex) -> tuple[Candidate, ...]:

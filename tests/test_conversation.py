@@ -7,7 +7,7 @@ import logging
 import re
 
 import pytest
-from conftest import Chat, make_settings
+from conftest import NATIONAL_SAMPLE, Chat, make_settings
 from sqlalchemy import func, select
 
 from handlers import build_router
@@ -580,3 +580,19 @@ def test_handing_in_the_papers_names_no_procedure(chat):
     """"Nộp hồ sơ ... ở đâu" says what is asked (where to hand the papers in), not which procedure: the
     death registration it names is answered, not doubted beside every entry whose name has "hồ sơ"."""
     assert chat.ask("nộp hồ sơ khai tử ở đâu").entry_id == "1.000656"
+
+
+def test_an_answer_offers_the_same_procedure_filed_another_way():
+    """Temporary vehicle registration filed fully online has a sibling record filed in part online or at
+    the office: the answer says so and offers it as a button."""
+    from knowledge.dvcqg import load_catalogue
+    from knowledge.starter import read_starter
+
+    starter = read_starter()
+    known = {entry.id for entry in starter}
+    catalog = Catalog.from_entries(starter + [e for e in load_catalogue(NATIONAL_SAMPLE) if e.id not in known])
+    reply = Chat(build_router(catalog, make_settings())).ask("Đăng ký xe tạm thời thực hiện bằng dịch vụ công trực tuyến toàn trình")
+    assert reply.entry_id == "1.013083"
+    assert "còn làm được theo cách khác" in reply.text and "một phần hoặc trực tiếp" in reply.text
+    labels = [button.label for row in reply.buttons for button in row]
+    assert "Bằng dịch vụ công trực tuyến một phần hoặc trực tiếp" in labels

@@ -15,7 +15,7 @@ from knowledge.dvcqg import load_catalogue
 from knowledge.starter import read_starter
 from nlp.aspects import strip_aspect_phrases
 from nlp.matcher import EntryText, KnowledgeIndex
-from nlp.names import everyday_names
+from nlp.names import channel_of, everyday_names, without_channel
 from nlp.normalize import MAX_QUESTION_CHARS, fold, normalize
 from nlp.retrieval import Retrieval, retrieve
 
@@ -65,6 +65,40 @@ def test_a_word_typed_with_its_diacritics_is_not_mended_to_another(index, nation
     # The same words typed without any diacritics are still open to mending, and a real typo with marks is mended.
     assert index.analyse(normalize("lam ho chieuu")).corrections
     assert index.analyse(normalize("làm hộ chiếuu cho con")).corrections
+
+
+# --------------------------------------------------------------------------- one procedure filed in two ways
+
+@pytest.mark.parametrize(("official", "way"), [
+    ("Đăng ký xe tạm thời thực hiện bằng dịch vụ công trực tuyến toàn trình", "bằng dịch vụ công trực tuyến toàn trình"),
+    ("Đăng ký xe tạm thời thực hiện bằng dịch vụ công trực tuyến một phần hoặc trực tiếp thực hiện tại cấp trung ương, "
+     "cấp tỉnh, cấp xã", "bằng dịch vụ công trực tuyến một phần hoặc trực tiếp"),
+    ("Khai báo tạm trú cho người nước ngoài tại Việt Nam qua Trang thông tin điện tử", "qua Trang thông tin điện tử"),
+])
+def test_the_way_a_dossier_is_filed_is_read_from_the_name(official, way):
+    assert channel_of(official) == way
+    assert without_channel(official) in ("dang ky xe tam thoi", "khai bao tam tru cho nguoi nuoc ngoai tai viet nam")
+
+
+def test_a_name_that_says_nothing_of_the_way_has_no_siblings(national):
+    assert without_channel("Cấp hộ chiếu phổ thông ở trong nước (thực hiện tại cấp tỉnh)") is None
+    assert channel_of("Đăng ký thường trú") is None
+    assert "1.013079" not in national.index.siblings  # "đổi chứng nhận đăng ký xe" is filed one way only here
+
+
+def test_one_procedure_filed_in_two_ways_is_not_its_own_rival(national):
+    """The temporary registration of a vehicle exists once filed fully online and once in part or at the office:
+    a question about it asks about both, so the decision reads the best one's lead over the next other
+    procedure, and a short question naming both is not a family to choose from."""
+    from nlp.understanding import _family, read_question
+
+    index = national.index
+    assert index.siblings["1.013083"] == {"1.013086"} and index.siblings["1.013086"] == {"1.013083"}
+    reading = read_question("Đăng ký xe tạm thời?", index)
+    first, second, *others = reading.candidates
+    assert {first.entry_id, second.entry_id} == {"1.013083", "1.013086"}
+    assert reading.features["fused_gap"] == round(first.fused - others[0].fused, 9)
+    assert all(c.entry_id not in index.siblings[first.entry_id] for c in _family(reading, index))
 
 
 # --------------------------------------------------------------------------- "mất" after a typo correction
