@@ -165,7 +165,10 @@ def answer_entry(context: Context, chat_key: str, entry_id: str, aspects: tuple[
     siblings = [e for e in map(context.catalog.get, sorted(context.catalog.index.siblings.get(entry.id, ()))) if e is not None]
     if siblings:
         text += "\n\nThủ tục này còn làm được theo cách khác:\n" + "\n".join(f"• {display_name(e)}" for e in siblings)
-        rows += [[Button(_way(e), AspectButton(e.id, shown[0]).pack())] for e in siblings if AspectButton(e.id, shown[0]).fits()]
+        for sibling in siblings:
+            button = AspectButton(sibling.id, shown[0])
+            if button.fits():
+                rows.append([Button(_way(sibling), button.pack())])
     up, down = FeedbackButton(entry.id, "up"), FeedbackButton(entry.id, "down")
     if down.fits():  # an id too long for Telegram's 64 bytes gets the answer without buttons
         rows.append([Button("👍 Hữu ích", up.pack()), Button("👎 Chưa đúng", down.pack())])

@@ -187,8 +187,9 @@ def choose_thresholds(examples: list[Example], p: np.ndarray) -> tuple[float, fl
     # which one model over both kinds of question under-weighs, and a look-alike never names its entry.
     answer_at = precise_threshold(right[~named], p[~named])
     answer_named_at = precise_threshold(right[named], p[named])
-    # Choices likewise: below its answer threshold, a question that names its entry has the entry among
-    # the first three far more often than one that does not, so choices are worth offering further down.
+    # Choices likewise, each group below its own answer threshold: a question that names its entry is
+    # answered from answer_named_at, and counting it as offered choices up to answer_at was counting choices
+    # never made.
     choices_at = _best_choices_threshold([e for e, n in zip(examples, named) if not n], p[~named], answer_at)
     choices_named_at = _best_choices_threshold([e for e, n in zip(examples, named) if n], p[named], answer_named_at)
     return answer_at, answer_named_at, choices_at, choices_named_at
