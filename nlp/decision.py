@@ -74,17 +74,19 @@ class BoostedTrees:
     depth: int  # the deepest leaf's depth: this many steps reach every leaf
 
     def __post_init__(self) -> None:
-        # One step of the walk is one look-up: node n's children at 2n (left) and 2n + 1 (right), a leaf's
-        # both itself, so that every tree can take `depth` steps whatever its own depth.
+        # A leaf is its own child, so that every tree can take `depth` steps whatever its own depth.
         itself = np.arange(len(self.leaf))
-        steps = np.stack([np.where(self.leaf, itself, self.left), np.where(self.leaf, itself, self.right)], axis=1)
-        object.__setattr__(self, "_steps", steps.ravel())
+        object.__setattr__(self, "_left", np.where(self.leaf, itself, self.left))
+        object.__setattr__(self, "_right", np.where(self.leaf, itself, self.right))
 
     def log_odds(self, x: np.ndarray) -> float:
+        # Every node's way is settled at once for this question (a few whole-table operations), then each
+        # step of the walk is one look-up: walking node by node cost six small operations a step.
+        child = np.where(x.take(self.feature) > self.threshold, self._right, self._left)
         node = self.roots
         for _ in range(self.depth):
-            node = self._steps[2 * node + (x[self.feature[node]] > self.threshold[node])]
-        return float(self.baseline + self.value[node].sum())
+            node = child.take(node)
+        return float(self.baseline + self.value.take(node).sum())
 
     def __eq__(self, other: object) -> bool:  # arrays compare element by element; two models are equal as a whole
         return isinstance(other, BoostedTrees) and self.to_dict() == other.to_dict()
