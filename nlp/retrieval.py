@@ -80,23 +80,35 @@ def retrieve(index: KnowledgeIndex, normalized: str, muted: str | None, limit: i
     lexical = _collapse_scores(index, index.lexical.search(sylls, kept, limit=DEPTH * 2), DEPTH)
     best_lexical = lexical[0][1] if lexical else 0.0
 
-    found: dict[str, dict] = {}
+    # Each entry's fused score, worked out from the two lists as they are (no record made per entry):
+    # only the first `limit` of some forty become Candidates.
+    matcher_rank = {m.entry_id: rank for rank, m in enumerate(matches)}
+    lexical_rank = {entry_id: rank for rank, (entry_id, _) in enumerate(lexical)}
+    ranked = []
     for rank, m in enumerate(matches):
-        found[m.entry_id] = {"score": m.score, "cover": m.cover, "phrase": m.phrase, "alias_hit": m.alias_hit,
-                           "name_share": m.name_share, "wording_share": m.wording_share, "matcher_rank": rank}
+        lexical_place = lexical_rank.get(m.entry_id)
+        share = lexical[lexical_place][1] / best_lexical if lexical_place is not None else 0.0
+        ranked.append((-_fuse(m.score, share, rank, lexical_place), rank, m.entry_id))
     for rank, (entry_id, raw) in enumerate(lexical):
-        found.setdefault(entry_id, {}).update(lexical=raw / best_lexical, lexical_raw=raw, lexical_rank=rank)
-    # Ranked before any Candidate is made: only the first `limit` of some forty are kept.
-    ranked = sorted((-_fuse(fields), fields.get("matcher_rank", DEPTH), entry_id) for entry_id, fields in found.items())
-    candidates = [Candidate(entry_id, -fused, **found[entry_id]) for fused, _, entry_id in ranked[:limit]]
+        if entry_id not in matcher_rank:
+            ranked.append((-_fuse(0.0, raw / best_lexical, None, rank), DEPTH, entry_id))
+    ranked.sort()
+    by_id = {m.entry_id: m for m in matches}
+    candidates = []
+    for fused, _, entry_id in ranked[:limit]:
+        m = by_id.get(entry_id)
+        place = lexical_rank.get(entry_id)
+        lexical_fields = (lexical[place][1] / best_lexical, lexical[place][1], place) if place is not None else (0.0, 0.0, None)
+        matcher_fields = ((m.score, m.cover, m.phrase, m.alias_hit, m.name_share, m.wording_share, matcher_rank[entry_id])
+                          if m is not None else (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, None))
+        candidates.append(Candidate(entry_id, -fused, *matcher_fields, *lexical_fields))
     return Retrieval(candidates, query)
 
 
-def _fuse(fields: dict) -> float:
+def _fuse(score: float, lexical: float, matcher_rank: int | None, lexical_rank: int | None) -> float:
     """Weighted sum of the two scores plus half their reciprocal-rank fusion."""
-    total = MATCHER_SHARE * fields.get("score", 0.0) + (1 - MATCHER_SHARE) * fields.get("lexical", 0.0)
-    for key in ("matcher_rank", "lexical_rank"):
-        rank = fields.get(key)
+    total = MATCHER_SHARE * score + (1 - MATCHER_SHARE) * lexical
+    for rank in (matcher_rank, lexical_rank):
         if rank is not None:
             total += RANK_SHARE / (RRF_K + rank + 1)
     return total

@@ -26,12 +26,13 @@ from handlers.buttons import (
     SubscribeButton,
     _write,
 )
-from nlp import aspects, kinds
+from nlp import aspects, kinds, retrieval
 from nlp.aspects import Aspect, strip_aspect_phrases
 from nlp.features import syllables
 from nlp.lexical import _TERM_IDS, B, K1, LexicalIndex, _Corpus, _document, _Numbers, _Scores, terms
 from nlp.matcher import COVER_MIN_WEIGHT
 from nlp.normalize import CLAUSE_MARKS, fold, normalize, tokens, words
+from nlp.retrieval import Candidate
 
 BLIND = Path(__file__).resolve().parent.parent / "quality" / "blind_questions.jsonl"
 
@@ -114,6 +115,37 @@ def test_matcher_sums_are_feature_by_feature_sums(index, questions):
         total = sum(query.weights.values())
         for match in index.search(query, limit=10):
             assert match.cover == cover[index._ids.index(match.entry_id)] / total
+
+
+def _plain_fusion(index, query, limit: int = 8) -> list[Candidate]:
+    """The two retrievers' lists fused as `retrieve` did it first: a record per entry, every entry made a Candidate."""
+    mend = query.corrections
+    sylls = [mend.get(s, s) for s in query.syllables]
+    kept = [mend.get(s, s) for s in query.muted_syllables] if query.muted_syllables is not None else None
+    matches = retrieval._collapse(index, index.search(query, limit=retrieval.DEPTH))
+    lexical = retrieval._collapse_scores(index, index.lexical.search(sylls, kept, limit=retrieval.DEPTH * 2), retrieval.DEPTH)
+    found: dict[str, dict] = {}
+    for rank, m in enumerate(matches):
+        found[m.entry_id] = {"score": m.score, "cover": m.cover, "phrase": m.phrase, "alias_hit": m.alias_hit,
+                             "name_share": m.name_share, "wording_share": m.wording_share, "matcher_rank": rank}
+    for rank, (entry_id, raw) in enumerate(lexical):
+        found.setdefault(entry_id, {}).update(lexical=raw / lexical[0][1], lexical_raw=raw, lexical_rank=rank)
+
+    def fuse(fields: dict) -> float:
+        total = retrieval.MATCHER_SHARE * fields.get("score", 0.0) + (1 - retrieval.MATCHER_SHARE) * fields.get("lexical", 0.0)
+        for key in ("matcher_rank", "lexical_rank"):
+            if fields.get(key) is not None:
+                total += retrieval.RANK_SHARE / (retrieval.RRF_K + fields[key] + 1)
+        return total
+
+    ranked = sorted((-fuse(fields), fields.get("matcher_rank", retrieval.DEPTH), entry_id) for entry_id, fields in found.items())
+    return [Candidate(entry_id, -fused, **found[entry_id]) for fused, _, entry_id in ranked[:limit]]
+
+
+def test_fused_candidates_are_the_plain_fusion(index, questions):
+    for question in questions:
+        found = retrieval.retrieve(index, question, muted=strip_aspect_phrases(fold(question)))
+        assert found.candidates == _plain_fusion(index, found.query)
 
 
 def _plain_pack(button: ButtonData) -> str:
