@@ -82,26 +82,22 @@ def retrieve(index: KnowledgeIndex, normalized: str, muted: str | None, limit: i
 
     # Each entry's fused score, worked out from the two lists as they are (no record made per entry):
     # only the first `limit` of some forty become Candidates.
-    matcher_rank = {m.entry_id: rank for rank, m in enumerate(matches)}
-    lexical_rank = {entry_id: rank for rank, (entry_id, _) in enumerate(lexical)}
+    in_matcher = {m.entry_id: (rank, m) for rank, m in enumerate(matches)}
+    in_lexical = {entry_id: (rank, raw, raw / best_lexical) for rank, (entry_id, raw) in enumerate(lexical)}
     ranked = []
-    for rank, m in enumerate(matches):
-        lexical_place = lexical_rank.get(m.entry_id)
-        share = lexical[lexical_place][1] / best_lexical if lexical_place is not None else 0.0
-        ranked.append((-_fuse(m.score, share, rank, lexical_place), rank, m.entry_id))
-    for rank, (entry_id, raw) in enumerate(lexical):
-        if entry_id not in matcher_rank:
-            ranked.append((-_fuse(0.0, raw / best_lexical, None, rank), DEPTH, entry_id))
+    for entry_id, (rank, m) in in_matcher.items():
+        place, _, share = in_lexical.get(entry_id, (None, 0.0, 0.0))
+        ranked.append((-_fuse(m.score, share, rank, place), rank, entry_id))
+    for entry_id, (place, _, share) in in_lexical.items():
+        if entry_id not in in_matcher:
+            ranked.append((-_fuse(0.0, share, None, place), DEPTH, entry_id))
     ranked.sort()
-    by_id = {m.entry_id: m for m in matches}
     candidates = []
     for fused, _, entry_id in ranked[:limit]:
-        m = by_id.get(entry_id)
-        place = lexical_rank.get(entry_id)
-        lexical_fields = (lexical[place][1] / best_lexical, lexical[place][1], place) if place is not None else (0.0, 0.0, None)
-        matcher_fields = ((m.score, m.cover, m.phrase, m.alias_hit, m.name_share, m.wording_share, matcher_rank[entry_id])
-                          if m is not None else (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, None))
-        candidates.append(Candidate(entry_id, -fused, *matcher_fields, *lexical_fields))
+        rank, m = in_matcher.get(entry_id, (None, None))
+        place, raw, share = in_lexical.get(entry_id, (None, 0.0, 0.0))
+        matcher_fields = (m.score, m.cover, m.phrase, m.alias_hit, m.name_share, m.wording_share) if m else (0.0,) * 6
+        candidates.append(Candidate(entry_id, -fused, *matcher_fields, rank, share, raw, place))
     return Retrieval(candidates, query)
 
 
