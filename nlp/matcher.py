@@ -13,6 +13,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import NamedTuple
 
 import numpy as np
@@ -226,6 +227,22 @@ class KnowledgeIndex:
         self._phrase_owner = np.array([position[e] for e in phrase_owner], dtype=np.int32)
         self._phrase_norm = np.array(phrase_norm, dtype=np.float64)
         self._phrase_postings = _arrays(phrase_postings)
+        # For each feature heavy enough to name something, its postings in the search's sums (`search`): its
+        # phrasings twice (closeness, wording), its aliases twice (name hit, name share), each block at its offset.
+        n_ids, n_phrases, n_aliases = len(self._ids), len(phrase_norm), len(alias_total)
+        ends = list(accumulate((n_ids, n_phrases, n_phrases, n_aliases, n_aliases)))
+        self._blocks = [slice(start, end) for start, end in zip([0, *ends], ends)]
+        self._sums_size = ends[-1]
+        self._naming_postings: dict[str, tuple[float, np.ndarray, tuple[int, int], np.ndarray | None]] = {}
+        empty = np.zeros(0, dtype=np.int32)
+        for f, base in self.weight.items():
+            phrases, aliases = self._phrase_postings.get(f, empty), self._alias_postings.get(f, empty)
+            if base < PHRASE_MIN_WEIGHT:
+                continue
+            together = np.concatenate([phrases + n_ids, phrases + n_ids + n_phrases, aliases + ends[2],
+                                       aliases + ends[3]]).astype(np.intp)
+            pair = aliases if " " in f and len(aliases) else None
+            self._naming_postings[f] = (base, together, (len(phrases), len(aliases)), pair)
         self.lexical = LexicalIndex(self._ids, [(e.name, *e.phrases) for e in entries], [e.body for e in entries])
 
     @staticmethod
@@ -414,29 +431,36 @@ class KnowledgeIndex:
         total = sum(weights.values())
         if total <= 0:
             return []
-        # Each posting list is gathered once and summed by np.bincount, which adds in the order given:
-        # every entry's sum is the same as adding the question's features one after the other, but the
-        # per-feature Python and numpy overhead (most of the search with few entries) is paid once.
-        covering, phrasing, naming, naming_asked, wording_asked, pairing = _Gather(), _Gather(), _Gather(), _Gather(), _Gather(), []
+        # Every sum the search needs (cover per entry; closeness and wording per phrasing; name hit and share
+        # per alias) is one block of one array, summed by one np.bincount over the question's postings in
+        # feature order: each block's sums are those of adding the features one after the other, but the
+        # numpy overhead (most of the search) is paid once, not once a block and a feature.
+        postings: list[np.ndarray] = []
+        amounts: list[float] = []
+        lengths: list[int] = []
+        pairing: list[np.ndarray] = []
         asked = 0.0  # the question's weight in features that could name something
         for f, w in weights.items():
-            if w >= COVER_MIN_WEIGHT:
-                covering.add(self._entry_postings.get(f), w)
-            base = self.weight.get(f)
-            if base is None or base < PHRASE_MIN_WEIGHT:
+            if w >= COVER_MIN_WEIGHT and (entries := self._entry_postings.get(f)) is not None:
+                postings.append(entries)
+                amounts.append(w)
+                lengths.append(len(entries))
+            named_by_f = self._naming_postings.get(f)
+            if named_by_f is None:
                 continue
+            base, together, (phrases, aliases), pair = named_by_f
             asked += w
-            phrasing.add(self._phrase_postings.get(f), w * base)
-            wording_asked.add(self._phrase_postings.get(f), w)
-            postings = self._alias_postings.get(f)
-            if postings is not None:
-                naming.add(postings, base)
-                naming_asked.add(postings, w)
-                if " " in f:
-                    pairing.append(postings)
-        cover = covering.sums(len(self._ids))
-        dots = phrasing.sums(len(self._phrase_norm))
-        alias_hits = naming.sums(len(self._alias_total))
+            postings.append(together)
+            amounts += (w * base, w, base, w)
+            lengths += (phrases, phrases, aliases, aliases)
+            if pair is not None:
+                pairing.append(pair)
+        n_ids = len(self._ids)
+        if postings:
+            sums = np.bincount(np.concatenate(postings), weights=np.repeat(amounts, lengths), minlength=self._sums_size)
+        else:
+            sums = np.zeros(self._sums_size)
+        cover, dots, wording, alias_hits, naming_asked = (sums[block] for block in self._blocks)
         named_by = self._alias_alone.copy()  # aliases this question can name: by any word, or by a pair it has
         if pairing:
             named_by[np.concatenate(pairing)] = True
@@ -445,18 +469,19 @@ class KnowledgeIndex:
         if not len(found):
             return []
         qnorm = math.sqrt(sum(w * w for w in weights.values() if w >= PHRASE_MIN_WEIGHT)) or 1.0
-        best_alias = np.zeros(len(self._ids))
+        # The best of each entry's aliases and phrasings, four maxima (name hit, name share, closeness,
+        # wording) found by one np.maximum.at over four blocks of one array.
         named = np.flatnonzero((alias_hits != 0) & named_by)
-        np.maximum.at(best_alias, self._alias_owner[named], alias_hits[named] / self._alias_total[named])
-        best_share = np.zeros(len(self._ids))
-        if asked > 0 and len(named):
-            np.maximum.at(best_share, self._alias_owner[named], naming_asked.sums(len(self._alias_total))[named] / asked)
-        best_phrase = np.zeros(len(self._ids))
         touched = np.flatnonzero(dots != 0)
-        np.maximum.at(best_phrase, self._phrase_owner[touched], dots[touched] / (qnorm * self._phrase_norm[touched]))
-        best_wording = np.zeros(len(self._ids))
-        if asked > 0 and len(touched):
-            np.maximum.at(best_wording, self._phrase_owner[touched], wording_asked.sums(len(self._phrase_norm))[touched] / asked)
+        alias_owner, phrase_owner = self._alias_owner[named], self._phrase_owner[touched]
+        owners = [alias_owner, phrase_owner + 2 * n_ids]
+        values = [alias_hits[named] / self._alias_total[named], dots[touched] / (qnorm * self._phrase_norm[touched])]
+        if asked > 0:
+            owners += (alias_owner + n_ids, phrase_owner + 3 * n_ids)
+            values += (naming_asked[named] / asked, wording[touched] / asked)
+        best = np.zeros(4 * n_ids)
+        np.maximum.at(best, np.concatenate(owners), np.concatenate(values))
+        best_alias, best_share, best_phrase, best_wording = (best[i * n_ids:(i + 1) * n_ids] for i in range(4))
         share = cover[found] / total
         scores = COVER_WEIGHT * cover[found] / total + PHRASE_WEIGHT * best_phrase[found] + ALIAS_WEIGHT * best_alias[found]
         if len(found) > limit:  # the best `limit` and every entry tied with the last of them
@@ -475,22 +500,3 @@ class KnowledgeIndex:
 def _arrays(postings: dict[str, list[int]]) -> dict[str, np.ndarray]:
     """Posting lists as arrays of positions."""
     return {f: np.array(positions, dtype=np.int32) for f, positions in postings.items()}
-
-
-class _Gather:
-    """Posting lists with the amount each adds to its positions, summed in one pass."""
-
-    def __init__(self) -> None:
-        self.postings: list[np.ndarray] = []
-        self.amounts: list[float] = []
-
-    def add(self, postings: np.ndarray | None, amount: float) -> None:
-        if postings is not None:
-            self.postings.append(postings)
-            self.amounts.append(amount)
-
-    def sums(self, size: int) -> np.ndarray:
-        if not self.postings:
-            return np.zeros(size)
-        lengths = [len(p) for p in self.postings]
-        return np.bincount(np.concatenate(self.postings), weights=np.repeat(self.amounts, lengths), minlength=size)

@@ -29,8 +29,8 @@ from handlers.buttons import (
 from nlp import aspects, kinds, retrieval
 from nlp.aspects import Aspect, strip_aspect_phrases
 from nlp.features import syllables
-from nlp.lexical import _TERM_IDS, B, K1, LexicalIndex, _Corpus, _document, _Numbers, _Scores, terms
-from nlp.matcher import COVER_MIN_WEIGHT
+from nlp.lexical import _TERM_IDS, K1, B, LexicalIndex, _Corpus, _document, _Numbers, _Scores, terms
+from nlp.matcher import COVER_MIN_WEIGHT, PHRASE_MIN_WEIGHT
 from nlp.normalize import CLAUSE_MARKS, fold, normalize, tokens, words
 from nlp.retrieval import Candidate
 
@@ -115,6 +115,40 @@ def test_matcher_sums_are_feature_by_feature_sums(index, questions):
         total = sum(query.weights.values())
         for match in index.search(query, limit=10):
             assert match.cover == cover[index._ids.index(match.entry_id)] / total
+
+
+def test_matcher_maxima_are_phrasing_by_phrasing_and_alias_by_alias(index, questions):
+    """Closeness to the nearest phrasing, the alias named and the shares of the question they take, summed
+    feature by feature and maximised one phrasing and one alias at a time, are what the search reports."""
+    for question in questions:
+        query = index.analyse(question, muted=strip_aspect_phrases(fold(question)))
+        heavy = [(f, w, index.weight[f]) for f, w in query.weights.items() if index.weight.get(f, 0.0) >= PHRASE_MIN_WEIGHT]
+        dots, wording = np.zeros(len(index._phrase_norm)), np.zeros(len(index._phrase_norm))
+        hits, named_share = np.zeros(len(index._alias_total)), np.zeros(len(index._alias_total))
+        named_by = index._alias_alone.copy()
+        for f, w, base in heavy:
+            phrases, aliases = index._phrase_postings.get(f, []), index._alias_postings.get(f, [])
+            dots[phrases] += w * base
+            wording[phrases] += w
+            hits[aliases] += base
+            named_share[aliases] += w
+            if " " in f:
+                named_by[aliases] = True
+        asked = sum(w for _, w, _ in heavy)
+        qnorm = math.sqrt(sum(w * w for w in query.weights.values() if w >= PHRASE_MIN_WEIGHT)) or 1.0
+        best: dict[int, list[float]] = {}
+        for p in np.flatnonzero(dots):
+            row = best.setdefault(int(index._phrase_owner[p]), [0.0] * 4)
+            row[0] = max(row[0], dots[p] / (qnorm * index._phrase_norm[p]))
+            row[3] = max(row[3], wording[p] / asked)
+        for a in np.flatnonzero(hits):
+            if named_by[a]:
+                row = best.setdefault(int(index._alias_owner[a]), [0.0] * 4)
+                row[1] = max(row[1], hits[a] / index._alias_total[a])
+                row[2] = max(row[2], named_share[a] / asked)
+        for match in index.search(query, limit=20):
+            expected = best.get(index._ids.index(match.entry_id), [0.0] * 4)
+            assert [match.phrase, match.alias_hit, match.name_share, match.wording_share] == expected, question
 
 
 def _plain_fusion(index, query, limit: int = 8) -> list[Candidate]:
