@@ -13,7 +13,6 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate
 from typing import NamedTuple
 
 import numpy as np
@@ -216,7 +215,6 @@ class KnowledgeIndex:
         self._alias_owner = np.array(alias_owner, dtype=np.int32)
         self._alias_total = np.array(alias_total, dtype=np.float64)
         self._alias_alone = ~np.array(alias_needs_pair, dtype=bool)  # named by any of its words
-        self._alias_postings = _arrays(alias_postings)
         phrase_postings: dict[str, list[int]] = defaultdict(list)
         phrase_norm: list[float] = []
         for idx, feats in enumerate(phrase_feats):
@@ -226,23 +224,15 @@ class KnowledgeIndex:
             phrase_norm.append(math.sqrt(sum(self.weight[f] ** 2 for f in heavy)) or 1.0)
         self._phrase_owner = np.array([position[e] for e in phrase_owner], dtype=np.int32)
         self._phrase_norm = np.array(phrase_norm, dtype=np.float64)
-        self._phrase_postings = _arrays(phrase_postings)
-        # For each feature heavy enough to name something, its postings in the search's sums (`search`): its
-        # phrasings twice (closeness, wording), its aliases twice (name hit, name share), each block at its offset.
-        n_ids, n_phrases, n_aliases = len(self._ids), len(phrase_norm), len(alias_total)
-        ends = list(accumulate((n_ids, n_phrases, n_phrases, n_aliases, n_aliases)))
-        self._blocks = [slice(start, end) for start, end in zip([0, *ends], ends)]
-        self._sums_size = ends[-1]
-        self._naming_postings: dict[str, tuple[float, np.ndarray, tuple[int, int], np.ndarray | None]] = {}
-        empty = np.zeros(0, dtype=np.int32)
+        # For each feature heavy enough to name something: its phrasings' and its aliases' places in the
+        # search's sums (`search`: entries, then phrasings, then aliases), one array, and how many are phrasings.
+        n_ids, n_phrases = len(self._ids), len(phrase_norm)
+        self._named_postings: dict[str, tuple[float, np.ndarray, int]] = {}
         for f, base in self.weight.items():
-            phrases, aliases = self._phrase_postings.get(f, empty), self._alias_postings.get(f, empty)
-            if base < PHRASE_MIN_WEIGHT:
-                continue
-            together = np.concatenate([phrases + n_ids, phrases + n_ids + n_phrases, aliases + ends[2],
-                                       aliases + ends[3]]).astype(np.intp)
-            pair = aliases if " " in f and len(aliases) else None
-            self._naming_postings[f] = (base, together, (len(phrases), len(aliases)), pair)
+            if base >= PHRASE_MIN_WEIGHT:
+                phrases, aliases = phrase_postings.get(f, []), alias_postings.get(f, [])
+                places = np.array([n_ids + p for p in phrases] + [n_ids + n_phrases + a for a in aliases], dtype=np.int32)
+                self._named_postings[f] = (base, places, len(phrases))
         self.lexical = LexicalIndex(self._ids, [(e.name, *e.phrases) for e in entries], [e.body for e in entries])
 
     @staticmethod
@@ -431,39 +421,44 @@ class KnowledgeIndex:
         total = sum(weights.values())
         if total <= 0:
             return []
-        # Every sum the search needs (cover per entry; closeness and wording per phrasing; name hit and share
-        # per alias) is one block of one array, summed by one np.bincount over the question's postings in
-        # feature order: each block's sums are those of adding the features one after the other, but the
-        # numpy overhead (most of the search) is paid once, not once a block and a feature.
-        postings: list[np.ndarray] = []
-        amounts: list[float] = []
+        naming: list[np.ndarray] = []  # each feature's phrasings and aliases ...
+        amounts: list[float] = []  # ... adding w x base to closeness, base to the name hit
         lengths: list[int] = []
+        asked_by: list[float] = []  # ... and w to the wording and the name share
+        covering: list[np.ndarray] = []  # each feature's entries, adding w to the cover
+        weights_: list[float] = []
         pairing: list[np.ndarray] = []
         asked = 0.0  # the question's weight in features that could name something
         for f, w in weights.items():
             if w >= COVER_MIN_WEIGHT and (entries := self._entry_postings.get(f)) is not None:
-                postings.append(entries)
-                amounts.append(w)
-                lengths.append(len(entries))
-            named_by_f = self._naming_postings.get(f)
-            if named_by_f is None:
+                covering.append(entries)
+                weights_.append(w)
+            found_f = self._named_postings.get(f)
+            if found_f is None:
                 continue
-            base, together, (phrases, aliases), pair = named_by_f
+            base, places, phrases = found_f
             asked += w
-            postings.append(together)
-            amounts += (w * base, w, base, w)
-            lengths += (phrases, phrases, aliases, aliases)
-            if pair is not None:
-                pairing.append(pair)
-        n_ids = len(self._ids)
-        if postings:
-            sums = np.bincount(np.concatenate(postings), weights=np.repeat(amounts, lengths), minlength=self._sums_size)
-        else:
-            sums = np.zeros(self._sums_size)
-        cover, dots, wording, alias_hits, naming_asked = (sums[block] for block in self._blocks)
+            naming.append(places)
+            amounts += (w * base, base)
+            lengths += (phrases, len(places) - phrases)
+            asked_by.append(w)
+            if " " in f and len(places) > phrases:
+                pairing.append(places[phrases:])
+        n_ids, n_phrases = len(self._ids), len(self._phrase_norm)
+        size = n_ids + n_phrases + len(self._alias_total)
+        # Every sum (cover per entry, closeness per phrasing, hit per alias) is one block of one np.bincount,
+        # and the wording and name share one block each of a second: each block's sums are those of adding the
+        # features one after the other, but the numpy overhead (most of the search) is paid twice, not once a
+        # block and a feature.
+        named_count = sum(lengths)
+        places = np.concatenate(naming + covering) if naming or covering else np.zeros(0, dtype=np.int32)
+        sums = np.bincount(places, weights=np.repeat(amounts + weights_, lengths + [len(e) for e in covering]), minlength=size)
+        shares = np.bincount(places[:named_count], weights=np.repeat(asked_by, [len(p) for p in naming]), minlength=size)
+        cover, dots, alias_hits = sums[:n_ids], sums[n_ids:n_ids + n_phrases], sums[n_ids + n_phrases:]
+        wording, naming_asked = shares[n_ids:n_ids + n_phrases], shares[n_ids + n_phrases:]
         named_by = self._alias_alone.copy()  # aliases this question can name: by any word, or by a pair it has
         if pairing:
-            named_by[np.concatenate(pairing)] = True
+            named_by[np.concatenate(pairing) - (n_ids + n_phrases)] = True
         # Nonzero is read from a boolean mask: numpy finds it several times faster than in floats.
         found = np.flatnonzero(cover != 0)
         if not len(found):

@@ -126,8 +126,10 @@ def test_matcher_maxima_are_phrasing_by_phrasing_and_alias_by_alias(index, quest
         dots, wording = np.zeros(len(index._phrase_norm)), np.zeros(len(index._phrase_norm))
         hits, named_share = np.zeros(len(index._alias_total)), np.zeros(len(index._alias_total))
         named_by = index._alias_alone.copy()
+        n_ids, n_phrases = len(index._ids), len(index._phrase_norm)
         for f, w, base in heavy:
-            phrases, aliases = index._phrase_postings.get(f, []), index._alias_postings.get(f, [])
+            _, places, n = index._named_postings[f]
+            phrases, aliases = places[:n] - n_ids, places[n:] - n_ids - n_phrases
             dots[phrases] += w * base
             wording[phrases] += w
             hits[aliases] += base
