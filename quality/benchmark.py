@@ -30,6 +30,9 @@ class BenchResult:
     per_question_ms: list[float]
     tokenizer_ms: list[float]
     peak_rss_mb: float
+    # Each pass's median time over the tokenizer's median in the same pass: their spread shows how far one
+    # run's ratio can be trusted (this machine's speed drifts by several per cent from minute to minute).
+    pass_ratios: list[float]
 
     def percentile(self, values: list[float], q: float) -> float:
         ordered = sorted(values)
@@ -57,6 +60,7 @@ def run_bench(settings: Settings, path: Path, passes: int = 5) -> BenchResult:
 
     per_question: list[float] = []
     tokenizer: list[float] = []
+    pass_ratios: list[float] = []
     for n in range(passes):
         # Each pass runs the tokenizer alone and the whole pipeline on the same questions, interleaved,
         # so machine noise hits both alike; caches are emptied so no pass reuses the last one's work.
@@ -69,8 +73,10 @@ def run_bench(settings: Settings, path: Path, passes: int = 5) -> BenchResult:
             t2 = time.perf_counter_ns()
             tokenizer.append((t1 - t0) / 1e6)
             per_question.append((t2 - t1) / 1e6)
+        this_pass = slice(n * len(questions), (n + 1) * len(questions))
+        pass_ratios.append(statistics.median(per_question[this_pass]) / statistics.median(tokenizer[this_pass]))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return BenchResult(len(catalog.entries), len(questions), passes, build_seconds, per_question, tokenizer, peak)
+    return BenchResult(len(catalog.entries), len(questions), passes, build_seconds, per_question, tokenizer, peak, pass_ratios)
 
 
 def print_bench(result: BenchResult) -> None:
@@ -79,7 +85,8 @@ def print_bench(result: BenchResult) -> None:
     table = Table(title=f"Benchmark: {result.questions} questions × {result.passes} passes, {result.entries} entries, one core")
     table.add_column("figure")
     table.add_column("value")
-    # The starter knowledge base must answer within 2 ms and 3× the tokenizer; the national catalogue within 5 ms.
+    # The starter knowledge base must answer within 2 ms, the national catalogue within 5 ms; both within 3× the
+    # tokenizer (issue 11 sets it with the catalogue imported).
     target = "target ≤ 2 ms" if result.entries < 1000 else "target ≤ 5 ms with the national catalogue"
     rows = [
         ("median time per question", f"{median:.3f} ms ({target})"),
@@ -87,8 +94,10 @@ def print_bench(result: BenchResult) -> None:
         ("p99 time per question", f"{result.percentile(result.per_question_ms, 0.99):.3f} ms"),
         ("questions per second", f"{1000 * len(result.per_question_ms) / sum(result.per_question_ms):.0f}"),
         ("tokenizer alone, median", f"{tok_median:.3f} ms"),
-        ("ratio to tokenizer (medians)", f"{median / tok_median:.2f}×" + (" (target ≤ 3×)" if result.entries < 1000 else "")),
+        ("ratio to tokenizer (medians)", f"{median / tok_median:.2f}× (target ≤ 3×)"),
         ("ratio to tokenizer (totals)", f"{sum(result.per_question_ms) / sum(result.tokenizer_ms):.2f}×"),
+        ("ratio to tokenizer, pass by pass", f"{min(result.pass_ratios):.2f}–{max(result.pass_ratios):.2f}× "
+                                             f"(median {statistics.median(result.pass_ratios):.2f}× over {len(result.pass_ratios)} passes)"),
         ("index build time", f"{result.build_seconds:.2f} s"),
         ("peak memory (max RSS)", f"{result.peak_rss_mb:.0f} MB" + ("" if result.entries < 1000 else " (target ≤ 400 MB)")),
     ]

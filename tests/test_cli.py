@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -162,3 +163,26 @@ def test_the_printable_qr_sheet_has_the_zalo_oa_code_beside_telegrams(tmp_path, 
     assert same(tmp_path / "zalo-oa.png", "https://zalo.me/4318888888")
     assert same(tmp_path / "1.001193.png", "https://t.me/motcua_xa_bot?start=1_001193")
     assert (tmp_path / "ma-qr-thu-tuc.pdf").stat().st_size > 1000
+
+
+def test_bench_prints_its_figures_and_the_spread_of_the_ratio_pass_by_pass(cli_db, tmp_path):
+    """`bot.py bench` as the README runs it, on a few questions: the times, the ratio to the tokenizer with its
+    target, and each pass's ratio (their spread says how far one run can be trusted on a noisy machine)."""
+    questions = tmp_path / "few.jsonl"
+    questions.write_text("\n".join(json.dumps({"q": q}, ensure_ascii=False) for q in
+                                   ["làm căn cước mất bao lâu", "lệ phí đăng ký khai sinh", "xin chào"]) + "\n", encoding="utf-8")
+    done = run_bot(["bench", str(questions), "--repeat", "3", "--db", cli_db], cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = " ".join(done.stdout.split())
+    assert "3 questions × 3 passes" in out
+    assert re.search(r"ratio to tokenizer \(medians\) │ [\d.]+× \(target ≤ 3×\)", out), out
+    spread = re.search(r"ratio to tokenizer, pass by pass │ ([\d.]+)–([\d.]+)× \(median ([\d.]+)× over 3 passes\)", out)
+    assert spread, out
+    low, high, median = map(float, spread.groups())
+    assert low <= median <= high
+
+
+def test_bench_says_so_when_its_file_is_missing(cli_db, tmp_path):
+    done = run_bot(["bench", str(tmp_path / "none.jsonl"), "--db", cli_db], cwd=tmp_path)
+    assert done.returncode == 2
+    assert "File not found" in done.stderr
