@@ -426,17 +426,17 @@ class KnowledgeIndex:
         lengths: list[int] = []
         asked_by: list[float] = []  # ... and w to the wording and the name share
         covering: list[np.ndarray] = []  # each feature's entries, adding w to the cover
-        weights_: list[float] = []
+        cover_amounts: list[float] = []
         pairing: list[np.ndarray] = []
         asked = 0.0  # the question's weight in features that could name something
         for f, w in weights.items():
             if w >= COVER_MIN_WEIGHT and (entries := self._entry_postings.get(f)) is not None:
                 covering.append(entries)
-                weights_.append(w)
-            found_f = self._named_postings.get(f)
-            if found_f is None:
+                cover_amounts.append(w)
+            naming_f = self._named_postings.get(f)
+            if naming_f is None:
                 continue
-            base, places, phrases = found_f
+            base, places, phrases = naming_f
             asked += w
             naming.append(places)
             amounts += (w * base, base)
@@ -452,7 +452,7 @@ class KnowledgeIndex:
         # block and a feature.
         named_count = sum(lengths)
         places = np.concatenate(naming + covering) if naming or covering else np.zeros(0, dtype=np.int32)
-        sums = np.bincount(places, weights=np.repeat(amounts + weights_, lengths + [len(e) for e in covering]), minlength=size)
+        sums = np.bincount(places, weights=np.repeat(amounts + cover_amounts, lengths + [len(e) for e in covering]), minlength=size)
         shares = np.bincount(places[:named_count], weights=np.repeat(asked_by, [len(p) for p in naming]), minlength=size)
         cover, dots, alias_hits = sums[:n_ids], sums[n_ids:n_ids + n_phrases], sums[n_ids + n_phrases:]
         wording, naming_asked = shares[n_ids:n_ids + n_phrases], shares[n_ids + n_phrases:]
