@@ -104,6 +104,18 @@ def test_entry_mentions_are_its_texts_terms(index, questions):
         assert lexical.mentions(groups, numbers) == expected
 
 
+def test_a_term_only_a_newer_index_knows_is_mentioned_by_no_entry_of_an_older_one():
+    """Terms are numbered once per process: after a knowledge-base change, the index still answering
+    (built before) must not read a new term's number as one of its own entries' terms."""
+    older = LexicalIndex(["a", "b"], [["cấp hộ chiếu"], ["khai sinh"]], [["tờ khai"], ["giấy chứng sinh"]])
+    newer = LexicalIndex(["a", "b", "c"], [["cấp hộ chiếu"], ["khai sinh"], ["xyzzy quux"]], [[], [], ["plugh"]])
+    new_numbers = [_TERM_IDS[t] for t in ("xyzzy", "quux", "plugh")]
+    old_numbers = [_TERM_IDS[t] for t in ("ho_chieu", "chung_sinh")]
+    assert newer.mentions([["c"]], new_numbers) == [[True, True, True]]
+    assert older.mentions([["a"], ["b"], ["a", "b"]], new_numbers + old_numbers) == [
+        [False, False, False, True, False], [False, False, False, False, True], [False, False, False, True, True]]
+
+
 def test_matcher_sums_are_feature_by_feature_sums(index, questions):
     for question in questions:
         query = index.analyse(question)
