@@ -176,11 +176,16 @@ def evaluate(
     db: DbOption = None,
 ) -> None:
     """Scored figures on a labelled question set (default: quality/blind_questions.jsonl)."""
-    from quality.evaluate import print_report, run_eval
+    from quality.evaluate import LabelledFileError, labelled_items, print_report, run_eval
 
     if not file.exists():
         typer.echo(f"File not found: {file}", err=True)
         raise typer.Exit(2)
+    try:
+        labelled_items(file)  # a bad line is reported at once, before the bot is built and half the file asked
+    except LabelledFileError as error:
+        typer.echo(f"{file}: {error}", err=True)
+        raise typer.Exit(2) from None
     from handlers.state import ChatMemory
 
     # Each run starts fresh (its own memory of its conversations), so figures never depend on an earlier run.

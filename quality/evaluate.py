@@ -45,6 +45,9 @@ class Tally:
 class Report:
     figures: dict[str, Tally] = field(default_factory=dict)
     errors: list[dict] = field(default_factory=list)
+    # Questions expecting only entries this knowledge base lacks: a file for the national catalogue scored
+    # on a database it was never imported into counts them all wrong, which the report must say.
+    missing_entries: int = 0
 
     def tally(self, name: str) -> Tally:
         return self.figures.setdefault(name, Tally())
@@ -54,16 +57,46 @@ def has_diacritics(text: str) -> bool:
     return fold(text) != text.lower()
 
 
+class LabelledFileError(ValueError):
+    """A line of a labelled file that cannot be scored (not JSON, or no question or no expected ids)."""
+
+
+def labelled_items(path: Path) -> list[dict]:
+    """The labelled questions of a JSON-lines file, checked before any is asked: a bad line is reported
+    with its number rather than failing half-way through a run. A line without "chat" is a conversation
+    of its own (the project's training files have none: each of their questions stands alone)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise LabelledFileError("not UTF-8 text") from None
+    items = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise LabelledFileError(f"line {number}: not JSON ({error.msg})") from None
+        if not isinstance(item, dict) or not isinstance(item.get("q"), str) or not item["q"].strip():
+            raise LabelledFileError(f'line {number}: no question ("q")')
+        expect = item.get("expect")
+        if not isinstance(expect, list) or not all(isinstance(e, str) for e in expect):
+            raise LabelledFileError(f'line {number}: "expect" must be a list of entry ids ([] for a question the bot must not answer)')
+        if not isinstance(item.get("chat"), str) or not item["chat"]:
+            item = {**item, "chat": f"line-{number}"}
+        items.append(item)
+    return items
+
+
 def run_eval(router: Router, path: Path) -> Report:
-    """Score the labelled questions of `path`; every run starts with no memory of any chat (`fresh`)."""
+    """Score the labelled questions of `path`; every run starts with no memory of any chat (`fresh`).
+    Raises LabelledFileError, before asking anything, when a line cannot be scored."""
+    items = labelled_items(path)
     router = fresh(router)
     report = Report()
     entries = router.context.catalog
     previous_chat = None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        item = json.loads(line)
+    for item in items:
         follow_up = item["chat"] == previous_chat
         previous_chat = item["chat"]
         got = answer_one(router, item["chat"], item["q"])
@@ -81,6 +114,8 @@ def run_eval(router: Router, path: Path) -> Report:
             if not ok:
                 report.errors.append({**item, "got": got["id"], "why": "claimed an entry"})
             continue
+        if not any(entries.get(entry_id) is not None for entry_id in item["expect"]):
+            report.missing_entries += 1
         top1 = got["id"] in expect
         ranked = ([got["id"]] if got["id"] else []) + got["candidates"]
         top3 = bool(expect & set(dict.fromkeys(ranked[:3])))
@@ -123,6 +158,16 @@ def normaliser_accuracy(path: Path = VILEXNORM) -> tuple[float, float, int] | No
     return (ours / total, unchanged / total, total) if total else None
 
 
+def _value(tally: Tally) -> str:
+    return f"{tally.rate:.3f}" if tally.total else "–"
+
+
+def _shown(tally: Tally, against_target: str) -> tuple[str, str, str]:
+    """A figure's value, count and target; a figure the file has no questions for (follow-ups in a file of
+    single questions) is not measured, rather than shown as 0 and failed."""
+    return _value(tally), f"{tally.right}/{tally.total}", against_target if tally.total else "not measured"
+
+
 def print_report(report: Report, show_errors: bool = False) -> None:
     console = Console()
     table = Table(title="Evaluation")
@@ -131,17 +176,21 @@ def print_report(report: Report, show_errors: bool = False) -> None:
     for name, target in TARGETS.items():
         tally = report.figures.get(name, Tally())
         mark = "✓" if tally.rate >= target else "✗"
-        table.add_row(name, f"{tally.rate:.3f}", f"{tally.right}/{tally.total}", f"≥ {target:.2f} {mark}")
+        table.add_row(name, *_shown(tally, f"≥ {target:.2f} {mark}"))
     for name, ceiling in CEILINGS.items():
         tally = report.figures.get(name, Tally())
         mark = "✓" if tally.rate <= ceiling else "✗"
-        table.add_row(name, f"{tally.rate:.3f}", f"{tally.right}/{tally.total}", f"≤ {ceiling:.2f} {mark}")
+        table.add_row(name, *_shown(tally, f"≤ {ceiling:.2f} {mark}"))
     console.print(table)
+    if report.missing_entries:
+        console.print(f"{report.missing_entries} questions expect entries this knowledge base does not have, and count as wrong "
+                      "(a file labelled for the national catalogue needs it imported first: bot.py kb import).", highlight=False,
+                      soft_wrap=True)
     if show_errors:
         for error in report.errors:
             console.print(json.dumps(error, ensure_ascii=False), highlight=False, soft_wrap=True)
     norm = normaliser_accuracy()
     if norm:
         console.print(f"normaliser on ViLexNorm: token accuracy {norm[0]:.3f} (unchanged text {norm[1]:.3f}, {norm[2]} tokens)")
-    summary = ", ".join(f"{name} {report.figures.get(name, Tally()).rate:.3f}" for name in [*TARGETS, *CEILINGS])
+    summary = ", ".join(f"{name} {_value(report.figures.get(name, Tally()))}" for name in [*TARGETS, *CEILINGS])
     console.print(summary, highlight=False)

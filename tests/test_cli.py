@@ -109,6 +109,54 @@ def test_eval_prints_the_figures_on_the_projects_own_questions_by_default(cli_db
     assert f"/{in_scope} " in done.stdout, f"top-1 is not counted over the {in_scope} answerable questions:\n{done.stdout}"
 
 
+def test_eval_reads_questions_without_a_chat_each_as_a_conversation_of_its_own(cli_db, tmp_path):
+    """The project's own training files have no "chat": they are scored, each question alone. Read as one
+    conversation, the bare "lệ phí bao nhiêu?" would be answered about the birth registration asked before."""
+    from bot import app
+
+    questions = tmp_path / "own.jsonl"
+    questions.write_text("\n".join(json.dumps(item, ensure_ascii=False) for item in [
+        {"q": "đăng ký khai sinh cần giấy tờ gì", "expect": ["1.001193"], "aspect": "documents"},
+        {"q": "lệ phí bao nhiêu?", "expect": [], "aspect": None},
+    ]) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["eval", str(questions), "--db", cli_db])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"top1 +│ 1\.000 +│ 1/1 ", result.stdout), result.stdout
+    assert re.search(r"out_of_scope_rejected +│ 1\.000 +│ 1/1 ", result.stdout), result.stdout
+    # No follow-up was asked: the figure is not measured, rather than shown as 0 and failed.
+    assert re.search(r"follow_up +│ – +│ 0/0 +│ not measured", result.stdout), result.stdout
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('{"chat": "a", "q": "khai sinh", "expect": ["1.001193"]', "line 2: not JSON"),
+    ('{"chat": "a", "expect": []}', 'line 2: no question ("q")'),
+    ('{"chat": "a", "q": "khai sinh"}', 'line 2: "expect" must be a list of entry ids'),
+    ('{"chat": "a", "q": "khai sinh", "expect": "1.001193"}', 'line 2: "expect" must be a list of entry ids'),
+])
+def test_eval_names_the_line_it_cannot_score_and_asks_nothing(cli_db, tmp_path, line, message):
+    from bot import app
+
+    questions = tmp_path / "bad.jsonl"
+    questions.write_text(json.dumps({"chat": "x", "q": "đăng ký khai sinh", "expect": ["1.001193"]}) + "\n" + line + "\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["eval", str(questions), "--db", cli_db])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output, result.output
+    assert "top1" not in result.output, "figures were printed for a file that could not be read"
+
+
+def test_eval_says_when_the_questions_expect_entries_the_knowledge_base_lacks(cli_db, tmp_path):
+    """A file labelled for the national catalogue, scored before the catalogue is imported, is all wrong: say why."""
+    from bot import app
+
+    questions = tmp_path / "national.jsonl"
+    questions.write_text(json.dumps({"chat": "x", "q": "chế độ ốm đau", "expect": ["1.001667"]}, ensure_ascii=False) + "\n",
+                         encoding="utf-8")
+    result = CliRunner().invoke(app, ["eval", str(questions), "--db", cli_db])
+    assert result.exit_code == 0, result.output
+    assert "1 questions expect entries this knowledge base does not have" in result.stdout, result.stdout
+    assert "bot.py kb import" in result.stdout
+
+
 def test_the_default_eval_file_is_the_projects_and_labelled_with_starter_ids():
     assert DEFAULT_EVAL.is_relative_to(PROJECT_DIR) and DEFAULT_EVAL.exists()
     starter = read_starter()
