@@ -17,14 +17,30 @@ from quality.contract import answer_one, fresh
 
 VILEXNORM = SHARED_DIR / "data" / "vilexnorm" / "ViLexNorm_dev.csv"
 
-TARGETS = {
-    "top1": 0.95, "top3": 0.98, "top1_no_diacritics": 0.93, "follow_up": 0.95,
-    "out_of_scope_rejected": 0.95, "aspect": 0.93,
-}
+FIGURES = ("top1", "top3", "top1_no_diacritics", "follow_up", "out_of_scope_rejected", "aspect")
 # A wrong answer given as if sure is worse than "here are three choices": its share of all scored
 # questions is printed beside the figures above (lower is better).
 WRONG_CONFIDENT = "wrong_confident"
 CEILINGS = {WRONG_CONFIDENT: 0.05}
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The floors a kind of question set is held to (issue 11); a figure without one is shown without a mark."""
+
+    name: str
+    floors: dict[str, float]
+
+
+# Questions written as citizens type them (../shared/eval/dev.jsonl, quality/blind_questions.jsonl).
+WRITTEN = Targets("questions written as citizens type them, starter entries", {
+    "top1": 0.95, "top3": 0.98, "top1_no_diacritics": 0.93, "follow_up": 0.95, "out_of_scope_rejected": 0.95, "aspect": 0.93})
+# Real citizens' questions (lines with a "source": ../shared/eval/real_*.jsonl): long, legalistic, often about the law.
+REAL = Targets("real citizens' questions, starter entries", {"top1": 0.92, "out_of_scope_rejected": 0.92, "aspect": 0.85})
+REAL_CATALOGUE = Targets("real citizens' questions, national catalogue imported",
+                         {"top1": 0.75, "top3": 0.92, "out_of_scope_rejected": 0.92, "aspect": 0.85})
+# Written questions labelled for the catalogue (the project's own check lines): no target was set for them.
+WRITTEN_CATALOGUE = Targets("questions written as citizens type them, national catalogue imported", {})
 
 
 @dataclass
@@ -48,6 +64,7 @@ class Report:
     # Questions expecting only entries this knowledge base lacks: a file for the national catalogue scored
     # on a database it was never imported into counts them all wrong, which the report must say.
     missing_entries: int = 0
+    targets: Targets = WRITTEN
 
     def tally(self, name: str) -> Tally:
         return self.figures.setdefault(name, Tally())
@@ -88,12 +105,24 @@ def labelled_items(path: Path) -> list[dict]:
     return items
 
 
+def targets_for(items: list[dict]) -> Targets:
+    """The targets a labelled file is held to: real citizens' questions carry their "source"; a file
+    expecting an entry that is not a starter entry was labelled for the national catalogue."""
+    from knowledge.starter import read_starter
+
+    starter = {entry_id for entry in read_starter() for entry_id in (entry.id, *entry.equivalents)}
+    catalogue = any(entry_id not in starter for item in items for entry_id in item["expect"])
+    if any("source" in item for item in items):
+        return REAL_CATALOGUE if catalogue else REAL
+    return WRITTEN_CATALOGUE if catalogue else WRITTEN
+
+
 def run_eval(router: Router, path: Path) -> Report:
     """Score the labelled questions of `path`; every run starts with no memory of any chat (`fresh`).
     Raises LabelledFileError, before asking anything, when a line cannot be scored."""
     items = labelled_items(path)
     router = fresh(router)
-    report = Report()
+    report = Report(targets=targets_for(items))
     entries = router.context.catalog
     previous_chat = None
     for item in items:
@@ -170,11 +199,15 @@ def _shown(tally: Tally, against_target: str) -> tuple[str, str, str]:
 
 def print_report(report: Report, show_errors: bool = False) -> None:
     console = Console()
-    table = Table(title="Evaluation")
+    table = Table(title="Evaluation", caption=f"targets: {report.targets.name}")
     for column in ("figure", "value", "right / total", "target"):
         table.add_column(column)
-    for name, target in TARGETS.items():
+    for name in FIGURES:
         tally = report.figures.get(name, Tally())
+        target = report.targets.floors.get(name)
+        if target is None:
+            table.add_row(name, *_shown(tally, "–"))
+            continue
         mark = "✓" if tally.rate >= target else "✗"
         table.add_row(name, *_shown(tally, f"≥ {target:.2f} {mark}"))
     for name, ceiling in CEILINGS.items():
@@ -192,5 +225,5 @@ def print_report(report: Report, show_errors: bool = False) -> None:
     norm = normaliser_accuracy()
     if norm:
         console.print(f"normaliser on ViLexNorm: token accuracy {norm[0]:.3f} (unchanged text {norm[1]:.3f}, {norm[2]} tokens)")
-    summary = ", ".join(f"{name} {_value(report.figures.get(name, Tally()))}" for name in [*TARGETS, *CEILINGS])
+    summary = ", ".join(f"{name} {_value(report.figures.get(name, Tally()))}" for name in [*FIGURES, *CEILINGS])
     console.print(summary, highlight=False)
