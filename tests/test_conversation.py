@@ -319,6 +319,25 @@ def test_a_change_of_owner_is_still_named_by_its_own_words(chat):
     assert chat.ask("mua xe cũ sang tên chính chủ cần giấy tờ gì").entry_id == "1.013076"
 
 
+def test_certifying_a_will_is_not_answered_as_certifying_a_contract(chat):
+    """A will is certified by a procedure of its own (2.001019 in the national catalogue), not as a contract
+    about land or a house; the contract entry once listed it among its names and examples."""
+    reply = chat.ask("bố tôi muốn lập di chúc để lại đất cho các con, ra xã chứng thực di chúc được không")
+    assert reply.entry_id != "2.001035"
+
+
+def test_with_the_catalogue_deregistering_a_vehicle_is_not_answered_as_a_change_of_owner():
+    """The catalogue has a deregistration record of its own (1.013065)."""
+    from knowledge.dvcqg import load_catalogue
+    from knowledge.starter import read_starter
+
+    starter = read_starter()
+    known = {entry.id for entry in starter}
+    catalog = Catalog.from_entries(starter + [e for e in load_catalogue(NATIONAL_SAMPLE) if e.id not in known])
+    question = "bán xe rồi làm thủ tục thu hồi đăng ký biển số xe thế nào"
+    assert Chat(build_router(catalog, make_settings())).ask(question).entry_id != "1.013076"
+
+
 @pytest.mark.parametrize("question", ["giam ho cho em trai bi tam than", "dang ky giam ho"])
 def test_a_name_typed_whole_without_marks_is_still_named(chat, question):
     assert chat.ask(question).entry_id == "1.004837"
