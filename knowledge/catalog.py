@@ -6,7 +6,10 @@ import logging
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
+import yaml
 from sqlalchemy import Engine
 
 from knowledge.db import session_factory
@@ -19,15 +22,25 @@ from nlp.normalize import fold
 
 log = logging.getLogger(__name__)
 
+CATALOGUE_NAMES = Path(__file__).resolve().parent / "catalogue_names.yaml"
+
+
+@cache
+def catalogue_names(path: Path = CATALOGUE_NAMES) -> dict[str, tuple[str, ...]]:
+    """How citizens call national records that have only their official name (knowledge/catalogue_names.yaml)."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {str(code): tuple(str(name) for name in names) for code, names in raw.items()}
+
 
 def entry_text(entry: Entry, shared: frozenset[str] = frozenset()) -> EntryText:
     """What the index reads of an entry: its names, how citizens ask about it, and what it says.
     `shared`: derived names too many official names contain to name this one (`nlp.names.shared_names`)."""
     aliases = [a for a in (entry.short_name, *entry.aliases) if a]
     if not entry.short_name and not entry.examples:
-        # Nobody described how citizens call it (a national record): names derived from the official one,
-        # which is itself one when it has no boilerplate ("Đăng ký lại khai tử"), so that a question
-        # containing a record's name counts as naming it, whatever the name looked like.
+        # Nobody described how citizens call it (a national record): the names the project knows for it, and
+        # names derived from the official one, which is itself one when it has no boilerplate ("Đăng ký lại
+        # khai tử"), so that a question containing a record's name counts as naming it, whatever it looked like.
+        aliases += catalogue_names().get(entry.id, ())
         known = {fold(a) for a in aliases}
         whole = plain_name(entry.name)
         aliases += [n for n in everyday_names(entry.name)
