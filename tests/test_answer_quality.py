@@ -26,9 +26,9 @@ BLIND = PROJECT_DIR / "quality" / "blind_questions.jsonl"
 FLOORS = {
     "blind": {"top1": 0.94, "top3": 0.98, "top1_no_diacritics": 0.93, "follow_up": 0.9, "out_of_scope_rejected": 0.9, "aspect": 0.9},
     "starter_check": {"top1": 0.82, "top3": 0.92, "top1_no_diacritics": 0.78, "out_of_scope_rejected": 0.86, "aspect": 0.9},
-    "national_check": {"top1": 0.65, "top3": 0.84, "out_of_scope_rejected": 0.93, "aspect": 0.88},
+    "national_check": {"top1": 0.73, "top3": 0.89, "out_of_scope_rejected": 0.93, "aspect": 0.9},
 }
-CEILINGS = {"blind": 0.02, "starter_check": 0.08, "national_check": 0.08}
+CEILINGS = {"blind": 0.02, "starter_check": 0.08, "national_check": 0.07}
 
 
 @pytest.fixture(scope="module")
