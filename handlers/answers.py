@@ -300,10 +300,13 @@ def write_answer(entry: Entry, aspects: tuple[Aspect, ...]) -> str:
     return "\n\n".join(blocks)
 
 
-def aspect_buttons_data(entry_id: str, aspects: tuple[Aspect, ...]) -> list[tuple[str, str]]:
-    """(label, button data) for the aspects not yet answered, to offer as buttons."""
-    out = []
+def aspect_buttons_data(entry_id: str, aspects: tuple[Aspect, ...], limit: int | None = None) -> list[tuple[str, str]]:
+    """(label, button data) for the aspects not yet answered, to offer as buttons; the first `limit` of them
+    (only those shown are packed: every answer offers some, and packing is most of what the buttons cost)."""
+    out: list[tuple[str, str]] = []
     for aspect in OFFER_ORDER:
+        if limit is not None and len(out) >= limit:
+            break
         if aspect not in aspects:
             try:
                 out.append((ASPECT_LABELS[aspect], AspectButton(entry_id, aspect).pack()))

@@ -8,7 +8,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from handlers.answers import aspect_buttons_data, display_name, write_answer
-from handlers.buttons import AspectButton, FeedbackButton
+from handlers.buttons import AspectButton, ButtonDataError, FeedbackButton
 from handlers.core import Context, Router
 from handlers.messages import Button, Incoming, Reply
 from handlers.smalltalk import EMPTY_REPLY, NO_WORDS_REPLY, small_talk_reply
@@ -21,6 +21,7 @@ from nlp.names import channel_of
 from nlp.normalize import MAX_QUESTION_CHARS
 
 _ASPECT_BUTTONS_PER_ROW = 2
+_ASPECT_BUTTONS = 6  # at most this many aspects offered under an answer
 LOW_CONFIDENCE = 0.8  # answers the decision model is less sure of than this are kept for staff to check
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ def answer_entry(context: Context, chat_key: str, entry_id: str, aspects: tuple[
         # A topic (how to pay online, what the one-stop office is) has no fee, papers or deadline of its
         # own: an aspect it says nothing about is answered with its overview, never "no information".
         shown = tuple(a for a in shown if _has(entry, a)) or (Aspect.OVERVIEW,)
-    offers = [Button(label, data) for label, data in aspect_buttons_data(entry.id, shown)][:6]
+    offers = [Button(label, data) for label, data in aspect_buttons_data(entry.id, shown, limit=_ASPECT_BUTTONS)]
     rows = [offers[i:i + _ASPECT_BUTTONS_PER_ROW] for i in range(0, len(offers), _ASPECT_BUTTONS_PER_ROW)]
     text = write_answer(entry, shown)
     # The same procedure filed another way (online in full / in part or at the office; a form or the web
@@ -169,9 +170,11 @@ def answer_entry(context: Context, chat_key: str, entry_id: str, aspects: tuple[
             button = AspectButton(sibling.id, shown[0])
             if button.fits():
                 rows.append([Button(_way(sibling), button.pack())])
-    up, down = FeedbackButton(entry.id, "up"), FeedbackButton(entry.id, "down")
-    if down.fits():  # an id too long for Telegram's 64 bytes gets the answer without buttons
-        rows.append([Button("👍 Hữu ích", up.pack()), Button("👎 Chưa đúng", down.pack())])
+    try:
+        rows.append([Button("👍 Hữu ích", FeedbackButton(entry.id, "up").pack()),
+                     Button("👎 Chưa đúng", FeedbackButton(entry.id, "down").pack())])
+    except ButtonDataError:
+        pass  # an id too long for Telegram's 64 bytes gets the answer without these buttons
     return Reply(text, rows, entry_id=entry.id, aspects=tuple(a.value for a in shown), outcome="answered")
 
 

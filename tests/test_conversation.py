@@ -11,7 +11,7 @@ from conftest import NATIONAL_SAMPLE, Chat, make_settings
 from sqlalchemy import func, select
 
 from handlers import build_router
-from handlers.answers import ASPECT_LABELS, SECTIONS, write_answer
+from handlers.answers import ASPECT_LABELS, OFFER_ORDER, SECTIONS, write_answer
 from handlers.core import SORRY
 from handlers.messages import Reply
 from knowledge.catalog import Catalog
@@ -49,6 +49,9 @@ def test_a_clear_question_is_answered_with_the_asked_aspect_first(chat, catalog)
     assert "Bạn có thể hỏi thêm" in reply.text, "an answer offers the other aspects"
     offered = choice_buttons(reply)
     assert "a:1.001193:fee" in offered and "a:1.001193:documents" not in offered
+    # The first six aspects not answered, in the order offered.
+    not_answered = [a for a in OFFER_ORDER if a != Aspect.DOCUMENTS]
+    assert offered == [f"a:1.001193:{a.value}" for a in not_answered[:6]]
     assert reply.candidates and reply.candidates[0] == "1.001193"
 
 
